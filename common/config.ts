@@ -1,0 +1,33 @@
+// The environment every lesson's server reads (the server contract in README.md).
+import os from 'node:os';
+
+export interface ServerConfig {
+  port: number;
+  host: string;
+  workers: number;
+  heavyRounds: number;
+}
+
+const DEFAULT_PORT = 3000;
+// A server with a /crash route never listens on every interface by default.
+const DEFAULT_HOST = '127.0.0.1';
+const DEFAULT_HEAVY_ROUNDS = 15;
+
+export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  return {
+    port: readInteger(env, 'PORT', DEFAULT_PORT, 0),
+    host: env.HOST || DEFAULT_HOST,
+    workers: readInteger(env, 'WORKERS', os.availableParallelism(), 1),
+    heavyRounds: readInteger(env, 'HEAVY_ROUNDS', DEFAULT_HEAVY_ROUNDS, 1),
+  };
+}
+
+function readInteger(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
+  const text = env[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min) {
+    throw new Error(`${name}=${text} is not a whole number ≥ ${min}`);
+  }
+  return value;
+}

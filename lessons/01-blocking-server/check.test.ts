@@ -1,0 +1,107 @@
+// Lesson 1 checks. They verify that:
+// - /heavy answers 200 with the pid and the right result of computeHeavy(HEAVY_ROUNDS)
+// - /light answers 200 with the pid; any other path answers 404
+// - every answer comes from one process: the one the check started
+// - /light waits behind /heavy: its latency during a /heavy load, against idle
+// - one /crash takes the whole server down
+// - stopping the server leaves no process behind
+import { expect } from 'chai';
+import { computeHeavy } from '../../common/heavy.ts';
+import { heavyRounds } from '../../scripts/lib/calibrate.ts';
+import { median, startTarget } from '../../scripts/lib/checks.ts';
+import { get, pidOf, samplePids } from '../../scripts/lib/http.ts';
+import { runLoad } from '../../scripts/lib/load.ts';
+import { formatMs, note, target } from '../../scripts/lib/report.ts';
+import type { ServerProcess } from '../../scripts/lib/server-process.ts';
+
+const PID_SAMPLES = 20;
+const LIGHT_PROBES = 15;
+const PROBE_INTERVAL_MS = 40;
+const HEAVY_CONCURRENCY = 10;
+const MIN_SLOWDOWN = 3;
+const EXIT_WAIT_MS = 3_000;
+
+describe('lesson 1: a blocking server', function () {
+  let server: ServerProcess;
+
+  before(async function () {
+    server = await startTarget();
+  });
+
+  after(async function () {
+    await server?.stop();
+  });
+
+  it('answers /heavy with its pid and the result of computeHeavy', async function () {
+    const answer = await get(server.url('/heavy'));
+    expect(answer.status, `GET /heavy answered ${answer.status}, expected 200`).to.equal(200);
+    const expected = { pid: server.pid, result: computeHeavy(heavyRounds()) };
+    expect(answer.json, `GET /heavy answered ${answer.body}, expected ${JSON.stringify(expected)}`).to.deep.equal(expected);
+  });
+
+  it('answers /light with its pid', async function () {
+    const answer = await get(server.url('/light'));
+    expect(answer.status, `GET /light answered ${answer.status}, expected 200`).to.equal(200);
+    expect(answer.json, `GET /light answered ${answer.body}, expected {"pid":${server.pid}}`).to.deep.equal({ pid: server.pid });
+  });
+
+  it('answers 404 for any other path', async function () {
+    const answer = await get(server.url('/no-such-route'));
+    expect(answer.status, `GET /no-such-route answered ${answer.status}, expected 404`).to.equal(404);
+  });
+
+  it('answers every request from the one process it runs in', async function () {
+    const pids = new Set(await samplePids(server.url('/light'), PID_SAMPLES));
+    note(`${PID_SAMPLES} requests on fresh connections, answered by pid ${[...pids].join(', ')}`);
+    expect([...pids], `expected only pid ${server.pid} to answer`).to.deep.equal([server.pid]);
+  });
+
+  it('makes /light wait while /heavy keeps the thread busy', async function () {
+    const idle = await probeLight(server);
+    let loadDone = false;
+    const load = runLoad({ url: server.url('/heavy'), requests: 1_000, maxSeconds: 3, concurrency: HEAVY_CONCURRENCY });
+    void load.finally(() => (loadDone = true));
+    const busy = await probeLight(server, () => loadDone);
+    await load;
+    const slowdown = busy / idle;
+    note(`/light idle: median ${formatMs(idle)}`);
+    target(
+      `/light during ${HEAVY_CONCURRENCY} concurrent /heavy: median ${formatMs(busy)} ≥ ${MIN_SLOWDOWN} × idle (${slowdown.toFixed(1)}×)`,
+      slowdown >= MIN_SLOWDOWN,
+      '/light did not wait behind /heavy: in this lesson /heavy computes on the one thread that serves every request',
+    );
+  });
+
+  it('goes down entirely after one /crash', async function () {
+    await get(server.url('/crash')).catch(() => undefined);
+    const exit = await Promise.race([server.exited, sleep(EXIT_WAIT_MS).then(() => null)]);
+    expect(exit, `the server was still running ${EXIT_WAIT_MS / 1000} s after GET /crash: throw an Error from a setTimeout callback`).to.not.equal(null);
+    const light = await get(server.url('/light')).then(
+      (answer) => `answered ${answer.status}`,
+      (error: Error) => error.message,
+    );
+    note(`after one /crash: process exited with code ${exit!.code}; GET /light: ${light.replace('GET /light: ', '')}`);
+    expect(exit!.code, `the process exited with code ${exit!.code}, expected a non-zero code from an uncaught exception`).to.not.equal(0);
+  });
+
+  it('leaves no process behind when stopped', async function () {
+    const killed = await server.stop();
+    expect(killed, `pids ${killed.join(', ')} ignored SIGTERM and needed SIGKILL`).to.deep.equal([]);
+  });
+});
+
+// Median latency of /light probes, one every PROBE_INTERVAL_MS, until `done` or LIGHT_PROBES.
+async function probeLight(server: ServerProcess, done = () => false): Promise<number> {
+  const times: number[] = [];
+  while (times.length < LIGHT_PROBES && !done()) {
+    const answer = await get(server.url('/light'));
+    if (pidOf(answer) === undefined) throw new Error(`GET /light answered ${answer.status} ${answer.body}`);
+    times.push(answer.ms);
+    await sleep(PROBE_INTERVAL_MS);
+  }
+  return median(times);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

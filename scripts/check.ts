@@ -1,0 +1,81 @@
+// npm run check: runs a lesson's checks against the learner's file or the solution.
+import path from 'node:path';
+import Mocha from 'mocha';
+import { parseCommandLine, runCommand } from './lib/cli.ts';
+import { EXIT_FAIL, EXIT_PASS } from './lib/errors.ts';
+import { commandName, learnerFile, resolveLesson, solutionFile, type Lesson } from './lib/lessons.ts';
+import { relativeToRepo } from './lib/paths.ts';
+import { typecheck } from './lib/typecheck.ts';
+import { heavyRounds, TARGET_HEAVY_MS } from './lib/calibrate.ts';
+import { TARGET_FILE_ENV } from './lib/checks.ts';
+import { CourseReporter } from './lib/reporter.ts';
+import { readHints } from './lib/hints.ts';
+
+const USAGE = `Usage: npm run check <lesson> [-- --solution]
+
+Runs a lesson's checks against your file (lessons/NN-slug/server.ts) and prints
+what they measured. A lesson is named lesson-2, 2, 02 or 02-basic-cluster.
+
+Options:
+  --solution   check the reference solution instead of your file
+  --file PATH  check another file against the lesson's checks
+  --help       show this help
+
+Examples:
+  npm run check lesson-1
+  npm run check lesson-2 -- --solution
+
+Exits 0 when every check passes, 1 when one fails, 2 for a command it does not understand.`;
+
+// A check that takes longer than this has hung; every wait inside is bounded well below it.
+const CHECK_TIMEOUT_MS = 60_000;
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseCommandLine(process.argv.slice(2), {
+    solution: { type: 'boolean', default: false },
+    file: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return EXIT_PASS;
+  }
+  const lesson = resolveLesson(positionals[0]);
+  const file = values.file ? path.resolve(values.file) : values.solution ? solutionFile(lesson) : learnerFile(lesson);
+  const rerun = `npm run check ${commandName(lesson)}${values.solution ? ' -- --solution' : ''}`;
+  console.log(`${lesson.title}\nChecking ${relativeToRepo(file)}`);
+
+  const typeErrors = typecheck(file);
+  if (typeErrors.length > 0) {
+    console.log(`\n✘ ${relativeToRepo(file)} does not typecheck:`);
+    for (const error of typeErrors) console.log(`    ${error}`);
+    printFooter(lesson, rerun, false);
+    return EXIT_FAIL;
+  }
+  console.log(`HEAVY_ROUNDS=${heavyRounds()}: one /heavy costs about ${TARGET_HEAVY_MS} ms of CPU on this machine`);
+
+  process.env[TARGET_FILE_ENV] = file;
+  const passed = (await runChecks(lesson)) === 0;
+  printFooter(lesson, rerun, passed);
+  return passed ? EXIT_PASS : EXIT_FAIL;
+}
+
+async function runChecks(lesson: Lesson): Promise<number> {
+  const mocha = new Mocha({ reporter: CourseReporter, timeout: CHECK_TIMEOUT_MS, bail: true });
+  mocha.addFile(lesson.checkFile);
+  await mocha.loadFilesAsync();
+  return new Promise((resolve) => mocha.run(resolve));
+}
+
+function printFooter(lesson: Lesson, rerun: string, passed: boolean): void {
+  if (passed) {
+    console.log(`\nLesson ${lesson.number} passes.`);
+    return;
+  }
+  const hint = readHints(lesson)[0];
+  console.log('');
+  if (hint) console.log(`Hint: ${hint}\nMore hints: npm run hint ${commandName(lesson)}`);
+  console.log(`Run again: ${rerun}`);
+}
+
+runCommand(USAGE, main);

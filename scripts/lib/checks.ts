@@ -1,0 +1,66 @@
+// What a lesson's check.test.ts needs: the file under test, servers started on
+// the calibrated work, and the measurements the lessons share.
+import os from 'node:os';
+import path from 'node:path';
+import { REPO_ROOT } from './paths.ts';
+import { heavyRounds } from './calibrate.ts';
+import { startServer, type ServerProcess } from './server-process.ts';
+import { get, pidOf, samplePids } from './http.ts';
+import { runLoad, type LoadSummary } from './load.ts';
+
+export const TARGET_FILE_ENV = 'COURSE_TARGET_FILE';
+const WARMUP_REQUESTS = 20;
+const POLL_INTERVAL_MS = 50;
+
+// The learner's file, or the solution with --solution (set by scripts/check.ts).
+export function targetFile(): string {
+  const file = process.env[TARGET_FILE_ENV];
+  if (!file) throw new Error(`${TARGET_FILE_ENV} is not set: run checks with npm run check`);
+  return file;
+}
+
+export function referenceFile(slug: string, name = 'server.ts'): string {
+  return path.join(REPO_ROOT, 'solutions', slug, name);
+}
+
+export function startTarget(env: Record<string, string> = {}): Promise<ServerProcess> {
+  return startFile(targetFile(), env);
+}
+
+export function startFile(file: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+  return startServer({ file, env: { HEAVY_ROUNDS: String(heavyRounds()), ...env } });
+}
+
+export function coreCount(): number {
+  return os.availableParallelism();
+}
+
+// Closed-loop throughput of /heavy after a short warm-up, so the JIT has compiled
+// computeHeavy in every worker before the clock starts.
+export async function measureThroughput(server: ServerProcess, requests: number, concurrency = 10): Promise<LoadSummary> {
+  const url = server.url('/heavy');
+  await runLoad({ url, requests: WARMUP_REQUESTS, concurrency });
+  return runLoad({ url, requests, concurrency });
+}
+
+// Distinct pids answering /light over fresh connections. Polls until `expected`
+// have answered or `timeoutMs` passes, then samples `extra` more requests to catch
+// any process beyond them.
+export async function collectPids(server: ServerProcess, expected: number, timeoutMs: number, extra: number): Promise<Set<number>> {
+  const pids = new Set<number>();
+  const deadline = Date.now() + timeoutMs;
+  while (pids.size < expected && Date.now() < deadline) {
+    const answer = await get(server.url('/light')).catch(() => undefined);
+    const pid = answer && pidOf(answer);
+    if (pid !== undefined) pids.add(pid);
+    else await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+  }
+  for (const pid of await samplePids(server.url('/light'), extra)) pids.add(pid);
+  return pids;
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}

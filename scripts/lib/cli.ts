@@ -1,0 +1,42 @@
+// How every course command ends: a learner's mistake is one line and an exit code.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { EXIT_FAIL, EXIT_USAGE, UsageError, VerdictError } from './errors.ts';
+import { killAllServersSync } from './server-process.ts';
+
+const EXIT_INTERRUPTED = 130;
+
+export function parseCommandLine<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message, true);
+  }
+}
+
+// Runs a command's main function; ends the servers it started however it ends.
+export function runCommand(usage: string, main: () => Promise<number>): void {
+  process.on('exit', killAllServersSync);
+  process.on('SIGINT', () => interrupt('SIGINT'));
+  process.on('SIGTERM', () => interrupt('SIGTERM'));
+  main().then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      if (error instanceof UsageError) {
+        console.error(error.message);
+        if (error.showUsage) console.error(`\n${usage}`);
+        process.exit(EXIT_USAGE);
+      }
+      if (error instanceof VerdictError) {
+        console.error(error.message);
+        process.exit(EXIT_FAIL);
+      }
+      throw error;
+    },
+  );
+}
+
+function interrupt(signal: NodeJS.Signals): void {
+  killAllServersSync();
+  console.error(`\nStopped by ${signal}; every server this command started has been ended.`);
+  process.exit(EXIT_INTERRUPTED);
+}

@@ -1,0 +1,58 @@
+import http from 'node:http';
+
+export interface HttpAnswer {
+  status: number;
+  body: string;
+  json: unknown;
+  ms: number;
+}
+
+const REQUEST_TIMEOUT_MS = 5_000;
+
+// A GET over a fresh connection. Keep-alive would pin every request to the worker
+// that accepted the first connection and hide the others.
+export function get(url: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<HttpAnswer> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const request = http.get(url, { agent: false }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('error', reject);
+      response.on('end', () => {
+        resolve({ status: response.statusCode ?? 0, body, json: parseJson(body), ms: performance.now() - started });
+      });
+    });
+    request.setTimeout(timeoutMs, () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    request.on('error', (error) => reject(new Error(`GET ${new URL(url).pathname}: ${describeError(error)}`)));
+  });
+}
+
+function parseJson(body: string): unknown {
+  try {
+    return JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+}
+
+function describeError(error: NodeJS.ErrnoException): string {
+  if (error.code === 'ECONNREFUSED') return 'connection refused (nothing listens on the port)';
+  if (error.code === 'ECONNRESET') return 'connection reset (the process closed it without answering)';
+  return error.message;
+}
+
+export function pidOf(answer: HttpAnswer): number | undefined {
+  const pid = (answer.json as { pid?: unknown } | undefined)?.pid;
+  return typeof pid === 'number' ? pid : undefined;
+}
+
+// Which pids answer `count` requests to `url`, one fresh connection each.
+export async function samplePids(url: string, count: number): Promise<number[]> {
+  const pids: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const pid = pidOf(await get(url));
+    if (pid !== undefined) pids.push(pid);
+  }
+  return pids;
+}

@@ -1,0 +1,58 @@
+// Load from loadtest's promise API, summarised in the fields the course prints.
+import { loadTest } from 'loadtest';
+
+export interface LoadOptions {
+  url: string;
+  requests: number;
+  concurrency: number;
+  // Open loop at this rate; without it each of `concurrency` clients sends its next
+  // request as soon as the last one is answered (closed loop).
+  rps?: number;
+  timeoutMs?: number;
+  maxSeconds?: number;
+  keepAlive?: boolean;
+  onAnswer?: (ok: boolean) => void;
+}
+
+export interface LoadSummary {
+  requests: number;
+  errors: number;
+  errorCodes: Record<string, number>;
+  meanMs: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  rps: number;
+  seconds: number;
+}
+
+// Every load the course sends ends by itself, whatever the server does.
+const MAX_SECONDS = 30;
+
+export async function runLoad(options: LoadOptions): Promise<LoadSummary> {
+  const result = await loadTest({
+    url: options.url,
+    maxRequests: options.requests,
+    concurrency: options.concurrency,
+    requestsPerSecond: options.rps,
+    timeout: options.timeoutMs,
+    maxSeconds: options.maxSeconds ?? MAX_SECONDS,
+    agentKeepAlive: options.keepAlive ?? false,
+    quiet: true,
+    statusCallback: options.onAnswer && ((error) => options.onAnswer!(!error)),
+  });
+  const percentile = (key: '50' | '95' | '99') => result.percentiles[key] || result.maxLatencyMs;
+  return {
+    requests: result.totalRequests,
+    errors: result.totalErrors,
+    errorCodes: result.errorCodes,
+    meanMs: result.meanLatencyMs,
+    p50Ms: percentile('50'),
+    p95Ms: percentile('95'),
+    p99Ms: percentile('99'),
+    maxMs: result.maxLatencyMs,
+    rps: result.totalRequests / result.elapsedSeconds,
+    seconds: result.elapsedSeconds,
+  };
+}

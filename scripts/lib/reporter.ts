@@ -1,0 +1,56 @@
+// Mocha reporter for learners: each check as ✔ or ✘ with the figures it measured,
+// a failure as its one-line message (no stack trace), and nothing else.
+import Mocha from 'mocha';
+import { takeRecordedLines } from './report.ts';
+
+const { EVENT_SUITE_BEGIN, EVENT_TEST_PASS, EVENT_TEST_FAIL, EVENT_TEST_PENDING, EVENT_RUN_END } = Mocha.Runner.constants;
+
+export class CourseReporter extends Mocha.reporters.Base {
+  constructor(runner: Mocha.Runner, options?: Mocha.MochaOptions) {
+    super(runner, options);
+    let passed = 0;
+    let failed = 0;
+    runner.on(EVENT_SUITE_BEGIN, (suite) => {
+      if (suite.title) console.log(`\n${suite.title}`);
+    });
+    runner.on(EVENT_TEST_PASS, (test) => {
+      passed += 1;
+      printResult('✔', test.title);
+    });
+    runner.on(EVENT_TEST_FAIL, (test, error) => {
+      failed += 1;
+      printResult('✘', describeRunnable(test));
+      console.log(indent(messageOf(error), '      '));
+    });
+    runner.on(EVENT_TEST_PENDING, (test) => printResult('–', `${test.title} (skipped)`));
+    runner.on(EVENT_RUN_END, () => {
+      const total = runner.total;
+      const notRun = Math.max(0, total - passed - failed);
+      const rest = notRun > 0 ? `, ${notRun} not run yet` : '';
+      console.log(`\n${passed} passed, ${failed} failed${rest}`);
+    });
+  }
+}
+
+function printResult(mark: string, title: string): void {
+  console.log(`  ${mark} ${title}`);
+  for (const line of takeRecordedLines()) console.log(`      ${line}`);
+}
+
+function describeRunnable(runnable: Mocha.Runnable): string {
+  if (!(runnable instanceof Mocha.Hook)) return runnable.title;
+  return /before/.test(runnable.title) ? 'starts the server' : 'stops the server';
+}
+
+function messageOf(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  if (process.env.COURSE_DEBUG) return error.stack ?? error.message;
+  return error.message;
+}
+
+function indent(text: string, prefix: string): string {
+  return text
+    .split('\n')
+    .map((line) => prefix + line)
+    .join('\n');
+}

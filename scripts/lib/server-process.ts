@@ -1,0 +1,204 @@
+// Starts a lesson's server the way a learner would run it, and stops it so that
+// nothing it started is left behind.
+//
+// The server runs as `node --import tsx FILE` in a process group of its own, so a
+// cluster's workers can be found and ended with the primary by the group id.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { REPO_ROOT, relativeToRepo } from './paths.ts';
+import { canConnect, findFreePort, waitForPort } from './ports.ts';
+import { VerdictError } from './errors.ts';
+
+export interface StartOptions {
+  file: string;
+  env?: Record<string, string>;
+  port?: number;
+  listenTimeoutMs?: number;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export const HOST = '127.0.0.1';
+// Linux routes all of 127.0.0.0/8 to loopback: a server reachable here too was bound
+// to every interface, not to HOST.
+const OTHER_LOOPBACK = '127.0.0.2';
+const LISTEN_TIMEOUT_MS = 10_000;
+const STOP_GRACE_MS = 3_000;
+const KILL_WAIT_MS = 2_000;
+const POLL_INTERVAL_MS = 25;
+const OUTPUT_LIMIT_CHARS = 64_000;
+const BUSY_CPU_PERCENT = 80;
+
+const running = new Set<ServerProcess>();
+
+export class ServerProcess {
+  readonly pid: number;
+  readonly exited: Promise<ExitInfo>;
+  exitInfo: ExitInfo | null = null;
+  private output = { stdout: '', stderr: '' };
+
+  constructor(
+    readonly file: string,
+    readonly port: number,
+    private readonly child: ChildProcess,
+  ) {
+    this.pid = child.pid!;
+    child.stdout!.on('data', (chunk: Buffer) => this.append('stdout', chunk));
+    child.stderr!.on('data', (chunk: Buffer) => this.append('stderr', chunk));
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.exitInfo = { code, signal };
+        resolve(this.exitInfo);
+      });
+    });
+    running.add(this);
+  }
+
+  url(path = '/'): string {
+    return `http://${HOST}:${this.port}${path}`;
+  }
+
+  get stdout(): string {
+    return this.output.stdout;
+  }
+
+  get stderr(): string {
+    return this.output.stderr;
+  }
+
+  private append(stream: 'stdout' | 'stderr', chunk: Buffer): void {
+    this.output[stream] = (this.output[stream] + chunk.toString()).slice(-OUTPUT_LIMIT_CHARS);
+  }
+
+  // Signals the primary alone, as `kill PID` would.
+  signal(signal: NodeJS.Signals): void {
+    if (this.exitInfo) return;
+    process.kill(this.pid, signal);
+  }
+
+  groupPids(): number[] {
+    return listGroupPids(this.pid);
+  }
+
+  async waitForGroupGone(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (!isGroupAlive(this.pid)) return true;
+      await sleep(POLL_INTERVAL_MS);
+    }
+    return !isGroupAlive(this.pid);
+  }
+
+  async waitForOutput(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray | null> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const match = this.stdout.match(pattern);
+      if (match) return match;
+      await sleep(POLL_INTERVAL_MS);
+    }
+    return null;
+  }
+
+  // SIGTERM to the whole group, then SIGKILL if anything is still there.
+  // Returns the pids that needed SIGKILL.
+  async stop(graceMs = STOP_GRACE_MS): Promise<number[]> {
+    running.delete(this);
+    signalGroup(this.pid, 'SIGTERM');
+    if (await this.waitForGroupGone(graceMs)) return [];
+    const stubborn = this.groupPids();
+    signalGroup(this.pid, 'SIGKILL');
+    if (!(await this.waitForGroupGone(KILL_WAIT_MS))) {
+      throw new Error(`processes ${this.groupPids().join(', ')} of ${relativeToRepo(this.file)} survived SIGKILL`);
+    }
+    return stubborn;
+  }
+
+  killSync(): void {
+    running.delete(this);
+    signalGroup(this.pid, 'SIGKILL');
+  }
+}
+
+export async function startServer(options: StartOptions): Promise<ServerProcess> {
+  const port = options.port ?? (await findFreePort(HOST));
+  const child = spawn(process.execPath, ['--import', 'tsx', options.file], {
+    cwd: REPO_ROOT,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PORT: String(port), HOST, ...options.env },
+  });
+  if (child.pid === undefined) throw new Error(`could not start ${process.execPath}`);
+  const server = new ServerProcess(options.file, port, child);
+  const timeoutMs = options.listenTimeoutMs ?? LISTEN_TIMEOUT_MS;
+  const listening = await waitForPort(HOST, port, timeoutMs, server.exited);
+  if (listening && process.platform === 'linux' && (await canConnect(OTHER_LOOPBACK, port))) {
+    await server.stop();
+    throw new VerdictError(
+      `${relativeToRepo(options.file)} listens on every interface, not only on HOST=${HOST}: pass config.host to listen()`,
+    );
+  }
+  if (listening) return server;
+  const busy = cpuPercent(server.pid) >= BUSY_CPU_PERCENT;
+  await server.stop();
+  throw new VerdictError(describeStartFailure(server, timeoutMs, busy));
+}
+
+function describeStartFailure(server: ServerProcess, timeoutMs: number, busy: boolean): string {
+  const file = relativeToRepo(server.file);
+  const exit = server.exitInfo;
+  if (exit) {
+    const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+    return `${file} ${how} before listening on port ${server.port}.${quoteOutput('Its stderr', server.stderr)}`;
+  }
+  const seconds = timeoutMs / 1000;
+  const why = busy
+    ? ' It kept the CPU busy the whole time: does something at start loop forever or block the event loop?'
+    : ' Does it listen on config.port (the PORT variable), not on a fixed port?';
+  return `${file} did not listen on ${HOST}:${server.port} within ${seconds} s.${why}${quoteOutput('It printed', server.stdout)}`;
+}
+
+function quoteOutput(label: string, text: string): string {
+  const lines = text.trim().split('\n').filter(Boolean).slice(-12);
+  if (lines.length === 0) return '';
+  return `\n${label}:\n${lines.map((line) => `  | ${line}`).join('\n')}`;
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
+
+// Signal 0 checks for existence: it succeeds while any process is left in the group.
+export function isGroupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function listGroupPids(pgid: number): number[] {
+  const ps = spawnSync('ps', ['-A', '-o', 'pid=,pgid='], { encoding: 'utf8' });
+  return ps.stdout
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/).map(Number))
+    .filter(([pid, group]) => group === pgid && pid > 0)
+    .map(([pid]) => pid);
+}
+
+function cpuPercent(pid: number): number {
+  const ps = spawnSync('ps', ['-o', '%cpu=', '-p', String(pid)], { encoding: 'utf8' });
+  return Number(ps.stdout.trim()) || 0;
+}
+
+// Called on Ctrl-C or an unexpected exit of the check itself.
+export function killAllServersSync(): void {
+  for (const server of running) server.killSync();
+}
