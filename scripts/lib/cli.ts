@@ -30,7 +30,9 @@ export function runCommand(usage: string, main: () => Promise<number>): void {
         console.error(error.message);
         process.exit(EXIT_FAIL);
       }
-      throw error;
+      // A bug in the course, not the learner's mistake: this is the one place a stack trace belongs.
+      console.error(error);
+      process.exit(EXIT_FAIL);
     },
   );
 }

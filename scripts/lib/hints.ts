@@ -4,7 +4,9 @@ import type { Lesson } from './lessons.ts';
 
 // A lesson's hints are the numbered list under "## Hints" in its README, one step each.
 export function readHints(lesson: Lesson): string[] {
-  const readme = fs.readFileSync(path.join(lesson.dir, 'README.md'), 'utf8');
+  const readmePath = path.join(lesson.dir, 'README.md');
+  if (!fs.existsSync(readmePath)) return [];
+  const readme = fs.readFileSync(readmePath, 'utf8');
   const section = readme.split(/^## Hints\s*$/m)[1]?.split(/^## /m)[0] ?? '';
   return section
     .split(/^\d+\.\s+/m)

@@ -14,6 +14,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   port?: number;
   listenTimeoutMs?: number;
+  // Also copy the server's output to this process's, as it arrives.
+  echo?: boolean;
 }
 
 export interface ExitInfo {
@@ -122,7 +124,8 @@ export class ServerProcess {
   }
 }
 
-export async function startServer(options: StartOptions): Promise<ServerProcess> {
+// Starts the server without waiting for it: for checks that watch a server fail to start.
+export async function launchServer(options: StartOptions): Promise<ServerProcess> {
   const port = options.port ?? (await findFreePort(HOST));
   const child = spawn(process.execPath, ['--import', 'tsx', options.file], {
     cwd: REPO_ROOT,
@@ -131,7 +134,18 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     env: { ...process.env, PORT: String(port), HOST, ...options.env },
   });
   if (child.pid === undefined) throw new Error(`could not start ${process.execPath}`);
-  const server = new ServerProcess(options.file, port, child);
+  if (options.echo) {
+    child.stdout!.on('data', (chunk: Buffer) => process.stdout.write(chunk));
+    child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(chunk));
+  }
+  return new ServerProcess(options.file, port, child);
+}
+
+// Starts the server and resolves once its port accepts connections; a server that
+// exits, hangs or listens elsewhere is stopped and reported as a VerdictError.
+export async function startServer(options: StartOptions): Promise<ServerProcess> {
+  const server = await launchServer(options);
+  const port = server.port;
   const timeoutMs = options.listenTimeoutMs ?? LISTEN_TIMEOUT_MS;
   const listening = await waitForPort(HOST, port, timeoutMs, server.exited);
   if (listening && process.platform === 'linux' && (await canConnect(OTHER_LOOPBACK, port))) {

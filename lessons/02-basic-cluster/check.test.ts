@@ -1,0 +1,101 @@
+// Lesson 2 checks. They verify that:
+// - the primary forks WORKERS workers, each answers, and the primary never does
+// - the primary prints one ready line
+// - the cluster serves /heavy at ≥ 1.4 × the throughput of the lesson-1 server
+//   (the serial baseline, measured beside it in the same run)
+// - no request fails at a rate one process cannot keep up with
+// - stopping the cluster leaves no process behind
+import { assert } from 'chai';
+import { collectPids, coreCount, measureThroughput, referenceFile, startFile, startTarget } from '../../scripts/lib/checks.ts';
+import { runLoad } from '../../scripts/lib/load.ts';
+import { formatRate, note, skipTarget, target } from '../../scripts/lib/report.ts';
+import type { ServerProcess } from '../../scripts/lib/server-process.ts';
+
+// More workers than this machine's default, so a fork count that ignores WORKERS shows.
+const PROBE_WORKERS = 3;
+const PID_WAIT_MS = 5_000;
+const EXTRA_PID_SAMPLES = 12;
+const READY_WAIT_MS = 3_000;
+const THROUGHPUT_REQUESTS = 150;
+const MIN_SPEEDUP = 1.4;
+// The seed's load asks for more than one process can serve: here 1.25 × its capacity.
+const OVERLOAD_FACTOR = 1.25;
+const OVERLOAD_SECONDS = 2;
+const OVERLOAD_TIMEOUT_MS = 1_000;
+const SERIAL_SERVER = referenceFile('01-blocking-server');
+
+describe('lesson 2: a basic cluster', function () {
+  describe(`with WORKERS=${PROBE_WORKERS}`, function () {
+    let cluster: ServerProcess;
+
+    before(async function () {
+      cluster = await startTarget({ WORKERS: String(PROBE_WORKERS) });
+    });
+
+    after(async function () {
+      await cluster?.stop();
+    });
+
+    it('answers from WORKERS worker pids and never from the primary', async function () {
+      const pids = await collectPids(cluster, PROBE_WORKERS, PID_WAIT_MS, EXTRA_PID_SAMPLES);
+      const workers = [...pids].filter((pid) => pid !== cluster.pid);
+      note(`primary ${cluster.pid}; answering pids: ${[...pids].join(', ')}`);
+      assert(!pids.has(cluster.pid), `the primary (pid ${cluster.pid}, the process the check started) answered a request: only workers may serve`);
+      assert(workers.length === PROBE_WORKERS, `${workers.length} worker pids answered, expected WORKERS=${PROBE_WORKERS}: fork config.workers workers with cluster.fork()`);
+    });
+
+    it('prints one ready line', async function () {
+      await cluster.waitForOutput(/ready/i, READY_WAIT_MS);
+      const readyLines = cluster.stdout.split('\n').filter((line) => /ready/i.test(line));
+      note(readyLines[0] ?? 'no line containing "ready" on stdout');
+      assert(readyLines.length === 1, `${readyLines.length} lines containing "ready" on stdout, expected 1 from the primary once every worker listens`);
+    });
+  });
+
+  describe('against the lesson-1 server', function () {
+    let serial: ServerProcess;
+    let cluster: ServerProcess;
+
+    before(async function () {
+      serial = await startFile(SERIAL_SERVER);
+      cluster = await startTarget();
+    });
+
+    after(async function () {
+      await Promise.all([serial?.stop(), cluster?.stop()]);
+    });
+
+    it(`serves /heavy at ≥ ${MIN_SPEEDUP} × the serial throughput`, async function () {
+      const serialRun = await measureThroughput(serial, THROUGHPUT_REQUESTS);
+      const clusterRun = await measureThroughput(cluster, THROUGHPUT_REQUESTS);
+      const speedup = clusterRun.rps / serialRun.rps;
+      const line = `throughput ${formatRate(clusterRun.rps)} ≥ ${MIN_SPEEDUP} × serial ${formatRate(serialRun.rps)} (${speedup.toFixed(2)}×)`;
+      if (coreCount() < 2) return skipTarget(line, 'this machine has 1 core, and a cluster cannot beat one process on one core');
+      assert(clusterRun.errors === 0, `${clusterRun.errors} of ${clusterRun.requests} /heavy requests failed`);
+      target(line, speedup >= MIN_SPEEDUP, 'the cluster is no faster than one process: do the workers serve /heavy, one per core?');
+    });
+
+    it(`answers every request at ${OVERLOAD_FACTOR} × what one process can serve`, async function () {
+      if (coreCount() < 2) return skipTarget('overload', 'this machine has 1 core, so the cluster has no spare capacity');
+      const capacity = (await measureThroughput(serial, THROUGHPUT_REQUESTS / 2)).rps;
+      const rps = Math.round(capacity * OVERLOAD_FACTOR);
+      const run = await runLoad({
+        url: cluster.url('/heavy'),
+        requests: rps * OVERLOAD_SECONDS,
+        concurrency: 10,
+        rps,
+        timeoutMs: OVERLOAD_TIMEOUT_MS,
+      });
+      target(
+        `errors ${run.errors} of ${run.requests} at ${rps} req/s (serial capacity ${formatRate(capacity)}), mean latency ${Math.round(run.meanMs)} ms`,
+        run.errors === 0,
+        `${run.errors} requests failed or took over ${OVERLOAD_TIMEOUT_MS} ms (${JSON.stringify(run.errorCodes)})`,
+      );
+    });
+
+    it('leaves no process behind when stopped', async function () {
+      const killed = await cluster.stop();
+      assert(killed.length === 0, `pids ${killed.join(', ')} ignored SIGTERM and needed SIGKILL`);
+    });
+  });
+});

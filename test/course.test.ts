@@ -1,0 +1,77 @@
+// The course checks itself. For every lesson:
+// - the reference solution passes the lesson's checks
+// - the starter fails them
+// - every known-wrong answer in test/fixtures/NN-slug/ fails with the message that
+//   names its mistake (the fixture's "Verdict:" line)
+// and no server is left running afterwards.
+import fs from 'node:fs';
+import path from 'node:path';
+import { assert } from 'chai';
+import { heavyRounds } from '../scripts/lib/calibrate.ts';
+import { commandName, listLessons } from '../scripts/lib/lessons.ts';
+import { REPO_ROOT } from '../scripts/lib/paths.ts';
+import { leftoverServers, runScript, type CommandRun } from './helpers.ts';
+
+const FIXTURES_DIR = path.join(REPO_ROOT, 'test', 'fixtures');
+
+interface Fixture {
+  file: string;
+  mistake: string;
+  verdict: string;
+}
+
+function readFixtures(slug: string): Fixture[] {
+  const dir = path.join(FIXTURES_DIR, slug);
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((name) => name.endsWith('.ts'))
+    .map((name) => {
+      const file = path.join(dir, name);
+      const text = fs.readFileSync(file, 'utf8');
+      const field = (label: string) => text.match(new RegExp(`^// ${label}: (.+)$`, 'm'))?.[1] ?? '';
+      return { file, mistake: field('Mistake'), verdict: field('Verdict') };
+    });
+}
+
+function explain(run: CommandRun): string {
+  return `exit code ${run.code} after ${run.seconds.toFixed(1)} s; output:\n${run.output}`;
+}
+
+describe('the course', function () {
+  before(function () {
+    // Calibrated once for the whole run; every check below inherits it.
+    heavyRounds();
+  });
+
+  after(function () {
+    const left = leftoverServers();
+    assert(left.length === 0, `servers left running:\n${left.join('\n')}`);
+  });
+
+  for (const lesson of listLessons()) {
+    const name = commandName(lesson);
+
+    describe(lesson.slug, function () {
+      it('passes the solution', async function () {
+        const run = await runScript('scripts/check.ts', [name, '--solution']);
+        assert(run.code === 0, `npm run check ${name} -- --solution: ${explain(run)}`);
+      });
+
+      it('fails the starter', async function () {
+        const run = await runScript('scripts/check.ts', [name]);
+        assert(run.code === 1, `npm run check ${name}: ${explain(run)}`);
+        assert(run.output.includes(`Run again: npm run check ${name}`), `no "Run again" line: ${explain(run)}`);
+      });
+
+      for (const fixture of readFixtures(lesson.slug)) {
+        it(`rejects ${path.basename(fixture.file)}: ${fixture.mistake}`, async function () {
+          assert(fixture.verdict, `${fixture.file} has no "// Verdict:" line`);
+          const run = await runScript('scripts/check.ts', [name, '--file', fixture.file]);
+          assert(run.code === 1, `expected exit code 1: ${explain(run)}`);
+          assert(run.output.includes(fixture.verdict), `expected the verdict "${fixture.verdict}": ${explain(run)}`);
+        });
+      }
+    });
+  }
+});
