@@ -49,7 +49,7 @@ async function main(): Promise<number> {
   if (typeErrors.length > 0) {
     console.log(`\n✘ ${relativeToRepo(file)} does not typecheck:`);
     for (const error of typeErrors) console.log(`    ${error}`);
-    printFooter(lesson, rerun, false);
+    console.log(`\nRun again: ${rerun}`);
     return EXIT_FAIL;
   }
   console.log(`HEAVY_ROUNDS=${heavyRounds()}: one /heavy costs about ${TARGET_HEAVY_MS} ms of CPU on this machine`);

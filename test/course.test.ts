@@ -3,7 +3,9 @@
 // - the starter fails them
 // - every known-wrong answer in test/fixtures/NN-slug/ fails with the message that
 //   names its mistake (the fixture's "Verdict:" line)
-// and no server is left running afterwards.
+// Every broken server in test/fixtures/broken/ (syntax and type errors, servers that
+// never listen, exit, spin or listen elsewhere) gets its verdict within 15 s.
+// No server is left running afterwards.
 import fs from 'node:fs';
 import path from 'node:path';
 import { assert } from 'chai';
@@ -13,6 +15,7 @@ import { REPO_ROOT } from '../scripts/lib/paths.ts';
 import { leftoverServers, runScript, type CommandRun } from './helpers.ts';
 
 const FIXTURES_DIR = path.join(REPO_ROOT, 'test', 'fixtures');
+const BROKEN_VERDICT_SECONDS = 15;
 
 interface Fixture {
   file: string;
@@ -20,8 +23,8 @@ interface Fixture {
   verdict: string;
 }
 
-function readFixtures(slug: string): Fixture[] {
-  const dir = path.join(FIXTURES_DIR, slug);
+function readFixtures(folder: string): Fixture[] {
+  const dir = path.join(FIXTURES_DIR, folder);
   if (!fs.existsSync(dir)) return [];
   return fs
     .readdirSync(dir)
@@ -74,4 +77,16 @@ describe('the course', function () {
       }
     });
   }
+
+  describe('a broken server', function () {
+    for (const fixture of readFixtures('broken')) {
+      it(`gets its verdict within ${BROKEN_VERDICT_SECONDS} s: ${fixture.mistake}`, async function () {
+        const run = await runScript('scripts/check.ts', ['lesson-1', '--file', fixture.file]);
+        assert(run.code === 1, `expected exit code 1: ${explain(run)}`);
+        assert(run.output.includes(fixture.verdict), `expected the verdict "${fixture.verdict}": ${explain(run)}`);
+        assert(!/\n\s+at .+:\d+:\d+\)?\n/.test(run.output.replace(/^\s+\|.*$/gm, '')), `a stack trace of the course was printed: ${explain(run)}`);
+        assert(run.seconds <= BROKEN_VERDICT_SECONDS, `took ${run.seconds.toFixed(1)} s, expected ≤ ${BROKEN_VERDICT_SECONDS} s`);
+      });
+    }
+  });
 });

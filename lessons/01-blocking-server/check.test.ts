@@ -18,7 +18,7 @@ const PID_SAMPLES = 20;
 const LIGHT_PROBES = 15;
 const PROBE_INTERVAL_MS = 40;
 const HEAVY_CONCURRENCY = 10;
-const MIN_SLOWDOWN = 3;
+const MIN_SLOWDOWN = 5;
 const EXIT_WAIT_MS = 3_000;
 
 describe('lesson 1: a blocking server', function () {

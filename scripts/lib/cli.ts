@@ -7,10 +7,27 @@ const EXIT_INTERRUPTED = 130;
 
 export function parseCommandLine<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
   try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
+    return parseArgs({ args: attachNegativeValues(args, options), options, allowPositionals: true, strict: true });
   } catch (error) {
     throw new UsageError((error as Error).message, true);
   }
+}
+
+// parseArgs reads "--rps -1" as two options; joined as "--rps=-1", the value reaches
+// the command, which can say what is wrong with it.
+function attachNegativeValues(args: string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const option = options[args[i].replace(/^--/, '')];
+    const isStringOption = args[i].startsWith('--') && option?.type === 'string';
+    if (isStringOption && /^-\d/.test(args[i + 1] ?? '')) {
+      joined.push(`${args[i]}=${args[i + 1]}`);
+      i += 1;
+    } else {
+      joined.push(args[i]);
+    }
+  }
+  return joined;
 }
 
 // Runs a command's main function; ends the servers it started however it ends.

@@ -1,5 +1,5 @@
 // Load from loadtest's promise API, summarised in the fields the course prints.
-import { loadTest } from 'loadtest';
+import { loadTest, type RequestGenerator } from 'loadtest';
 
 export interface LoadOptions {
   url: string;
@@ -54,5 +54,21 @@ export async function runLoad(options: LoadOptions): Promise<LoadSummary> {
     maxMs: result.maxLatencyMs,
     rps: result.totalRequests / result.elapsedSeconds,
     seconds: result.elapsedSeconds,
+  };
+}
+
+// A client that gives up on a request after `timeoutMs` hangs up, as a browser does.
+// loadtest's own `timeout` option counts the request as an error but leaves it open:
+// when the answer arrives later, loadtest counts it again as another completed
+// request, and stops as soon as its inflated count reaches maxRequests, before the
+// last requests have finished. A request given up on here ends once, as an error.
+// Pass it as loadtest's requestGenerator option instead of `timeout`.
+export function hangUpAfter(timeoutMs: number): RequestGenerator {
+  return (_options, params, request, onResponse) => {
+    const outgoing = request(params, onResponse);
+    const timer = setTimeout(() => outgoing.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    outgoing.once('response', () => clearTimeout(timer));
+    outgoing.once('close', () => clearTimeout(timer));
+    return outgoing;
   };
 }

@@ -85,6 +85,21 @@ export class ServerProcess {
     return listGroupPids(this.pid);
   }
 
+  // The group's processes that have not exited: unlike groupPids(), no zombies. An
+  // orphan's zombie stays in the process table until init reaps it, which can take
+  // seconds in a container.
+  liveGroupPids(): number[] {
+    return listLiveProcesses(this.pid).map((entry) => entry.pid);
+  }
+
+  // The primary's workers: its live children in its group. tsx may start an esbuild
+  // service beside them, which is no worker.
+  workerPids(): number[] {
+    return listLiveProcesses(this.pid)
+      .filter((entry) => entry.ppid === this.pid && !/esbuild/.test(entry.args))
+      .map((entry) => entry.pid);
+  }
+
   async waitForGroupGone(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
@@ -155,14 +170,14 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     );
   }
   if (listening) return server;
-  const busy = cpuPercent(server.pid) >= BUSY_CPU_PERCENT;
+  const exit = server.exitInfo;
+  const busy = !exit && cpuPercent(server.pid) >= BUSY_CPU_PERCENT;
   await server.stop();
-  throw new VerdictError(describeStartFailure(server, timeoutMs, busy));
+  throw new VerdictError(describeStartFailure(server, exit, timeoutMs, busy));
 }
 
-function describeStartFailure(server: ServerProcess, timeoutMs: number, busy: boolean): string {
+function describeStartFailure(server: ServerProcess, exit: ExitInfo | null, timeoutMs: number, busy: boolean): string {
   const file = relativeToRepo(server.file);
-  const exit = server.exitInfo;
   if (exit) {
     const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
     return `${file} ${how} before listening on port ${server.port}.${quoteOutput('Its stderr', server.stderr)}`;
@@ -205,6 +220,24 @@ export function listGroupPids(pgid: number): number[] {
     .map((line) => line.trim().split(/\s+/).map(Number))
     .filter(([pid, group]) => group === pgid && pid > 0)
     .map(([pid]) => pid);
+}
+
+interface ProcessEntry {
+  pid: number;
+  ppid: number;
+  args: string;
+}
+
+// A zombie (stat Z) has exited and only waits to be reaped, so it is left out.
+function listLiveProcesses(pgid: number): ProcessEntry[] {
+  const ps = spawnSync('ps', ['-A', '-o', 'pid=,ppid=,pgid=,stat=,args='], { encoding: 'utf8' });
+  const entries: ProcessEntry[] = [];
+  for (const line of ps.stdout.split('\n')) {
+    const match = line.trim().match(/^(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s*(.*)$/);
+    if (!match || Number(match[3]) !== pgid || match[4].startsWith('Z')) continue;
+    entries.push({ pid: Number(match[1]), ppid: Number(match[2]), args: match[5] });
+  }
+  return entries;
 }
 
 function cpuPercent(pid: number): number {

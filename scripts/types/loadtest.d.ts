@@ -1,6 +1,8 @@
 // The part of loadtest 8's promise API the course uses. The declaration bundled with
 // the package still describes the old callback API (loadTest returns an Operation).
 declare module 'loadtest' {
+  import type { ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
+
   export interface LoadTestOptions {
     url: string;
     concurrency?: number;
@@ -8,12 +10,23 @@ declare module 'loadtest' {
     maxSeconds?: number;
     // Open loop: send this many requests per second whether or not answers come back.
     requestsPerSecond?: number;
-    // Milliseconds before a request counts as an error ('-1' in errorCodes).
+    // Milliseconds before a request counts as an error ('-1' in errorCodes). The request
+    // stays open, and its late answer is counted again: see hangUpAfter in scripts/lib/load.ts.
     timeout?: number;
     agentKeepAlive?: boolean;
     quiet?: boolean;
     statusCallback?: (error: string | null, result: LoadTestStatus | undefined) => void;
+    // Creates each request instead of loadtest: call `request(params, onResponse)` and
+    // return what it returns; loadtest then attaches its handlers and ends it.
+    requestGenerator?: RequestGenerator;
   }
+
+  export type RequestGenerator = (
+    options: LoadTestOptions,
+    params: RequestOptions,
+    request: (params: RequestOptions, onResponse: (response: IncomingMessage) => void) => ClientRequest,
+    onResponse: (response: IncomingMessage) => void,
+  ) => ClientRequest;
 
   export interface LoadTestStatus {
     statusCode: number;

@@ -1,0 +1,107 @@
+// What lesson 3's check and scripts/bench-restart.ts measure: how a server heals after
+// a /crash, and what a load loses while workers crash.
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { get, pidOf } from './http.ts';
+import { runLoad, type LoadSummary } from './load.ts';
+import { HOST, type ServerProcess } from './server-process.ts';
+
+const SAMPLE_INTERVAL_MS = 50;
+const PROBE_TIMEOUT_MS = 1_000;
+const CRASH_ANSWER_TIMEOUT_MS = 2_000;
+
+export interface Heal {
+  // The first of the original workers to exit.
+  crashed?: number;
+  workers: number[];
+  answered: Set<number>;
+  healed: boolean;
+  ms: number;
+}
+
+// Watches a cluster after a /crash: which of the `original` workers exits, and when every
+// worker in the process table (as many as at first, none of them the one that exited)
+// has answered /light.
+export async function watchHeal(cluster: ServerProcess, original: number[], timeoutMs: number): Promise<Heal> {
+  const started = performance.now();
+  const answered = new Set<number>();
+  let crashed: number | undefined;
+  let workers: number[] = [];
+  while (performance.now() - started < timeoutMs && !cluster.exitInfo) {
+    workers = cluster.workerPids();
+    crashed ??= original.find((pid) => !workers.includes(pid));
+    const answer = await get(cluster.url('/light'), PROBE_TIMEOUT_MS).catch(() => undefined);
+    const pid = answer && pidOf(answer);
+    if (pid !== undefined) answered.add(pid);
+    const healed = crashed !== undefined && workers.length === original.length && workers.every((worker) => answered.has(worker));
+    if (healed) return { crashed, workers, answered, healed, ms: performance.now() - started };
+    if (pid === undefined) await sleep(SAMPLE_INTERVAL_MS);
+  }
+  return { crashed, workers, answered, healed: false, ms: performance.now() - started };
+}
+
+// How a GET /crash ended: the status it was answered with, or 'no answer'.
+export function sendCrash(server: ServerProcess, timeoutMs = CRASH_ANSWER_TIMEOUT_MS): Promise<string> {
+  return get(server.url('/crash'), timeoutMs).then(
+    (answer) => String(answer.status),
+    () => 'no answer',
+  );
+}
+
+export interface CrashLoadOptions {
+  crashes: number;
+  crashIntervalMs: number;
+  concurrency: number;
+  seconds: number;
+  // Bounds the load on a server that has died and refuses every connection at once.
+  maxRequests: number;
+}
+
+export interface CrashLoad {
+  load: LoadSummary;
+  crashAnswers: string[];
+}
+
+// A closed-loop /heavy load, with a /crash every crashIntervalMs once it has begun.
+export async function loadWithCrashes(server: ServerProcess, options: CrashLoadOptions): Promise<CrashLoad> {
+  const load = runLoad({ url: server.url('/heavy'), requests: options.maxRequests, concurrency: options.concurrency, maxSeconds: options.seconds });
+  const crashes: Promise<string>[] = [];
+  for (let i = 0; i < options.crashes; i++) {
+    await sleep(options.crashIntervalMs);
+    crashes.push(sendCrash(server));
+  }
+  return { load: await load, crashAnswers: await Promise.all(crashes) };
+}
+
+// A GET /light whose last header line is held back, so that the server has begun the
+// request but cannot answer it until finish() sends the rest.
+export interface HeldRequest {
+  // Resolves to the response's status line and body, or to how the connection failed.
+  finish(timeoutMs: number): Promise<{ status: number; body: string } | { error: string }>;
+}
+
+export async function holdRequest(server: ServerProcess): Promise<HeldRequest> {
+  const socket = net.connect({ host: HOST, port: server.port });
+  let received = '';
+  let failure = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => (received += chunk));
+  socket.on('error', (error: NodeJS.ErrnoException) => (failure = error.code ?? error.message));
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  socket.write(`GET /light HTTP/1.1\r\nHost: ${HOST}:${server.port}\r\n`);
+  return {
+    async finish(timeoutMs) {
+      if (!socket.destroyed) socket.write('Connection: close\r\n\r\n');
+      const timer = setTimeout(() => socket.destroy(), timeoutMs);
+      await closed;
+      clearTimeout(timer);
+      const status = Number(received.match(/^HTTP\/1\.1 (\d{3})/)?.[1]);
+      if (status) return { status, body: received.split('\r\n\r\n')[1] ?? '' };
+      return { error: failure ? `connection failed (${failure})` : received ? 'a broken answer' : 'the connection closed with no answer' };
+    },
+  };
+}

@@ -1,0 +1,54 @@
+// The harness that every check stands on. It verifies that:
+// - lesson names resolve in every accepted spelling, and an unknown one lists the lessons
+// - a server that ignores SIGTERM, workers included, is ended with SIGKILL and named
+// - a started server's whole process group is gone after stop()
+import { assert } from 'chai';
+import path from 'node:path';
+import { resolveLesson } from '../scripts/lib/lessons.ts';
+import { UsageError } from '../scripts/lib/errors.ts';
+import { REPO_ROOT } from '../scripts/lib/paths.ts';
+import { isGroupAlive, startServer } from '../scripts/lib/server-process.ts';
+import { referenceFile } from '../scripts/lib/checks.ts';
+import { collectPids } from '../scripts/lib/checks.ts';
+
+const IGNORES_SIGTERM = path.join(REPO_ROOT, 'test', 'fixtures', 'harness', 'ignores-sigterm.ts');
+const SHORT_GRACE_MS = 500;
+
+describe('the harness', function () {
+  describe('resolveLesson', function () {
+    for (const name of ['lesson-2', '2', '02', '02-basic-cluster', 'basic-cluster', 'Lesson-2']) {
+      it(`resolves "${name}" to 02-basic-cluster`, function () {
+        assert(resolveLesson(name).slug === '02-basic-cluster', `"${name}" resolved to ${resolveLesson(name).slug}`);
+      });
+    }
+
+    it('rejects an unknown lesson with the list of lessons', function () {
+      try {
+        resolveLesson('99');
+        assert.fail('resolveLesson("99") returned a lesson');
+      } catch (error) {
+        assert(error instanceof UsageError, `threw ${String(error)}, expected a UsageError`);
+        assert(error.message.startsWith('Unknown lesson "99". Lessons: 01-blocking-server, 02-basic-cluster'), error.message);
+      }
+    });
+  });
+
+  describe('startServer and stop', function () {
+    it('ends a cluster that ignores SIGTERM with SIGKILL and names its pids', async function () {
+      const server = await startServer({ file: IGNORES_SIGTERM, env: { WORKERS: '2' } });
+      await collectPids(server, 2, 5_000, 0);
+      const group = server.groupPids();
+      assert(group.length === 3, `expected the primary and 2 workers in the group, found pids ${group.join(', ')}`);
+      const killed = await server.stop(SHORT_GRACE_MS);
+      assert(killed.length === 3, `expected 3 pids to need SIGKILL, got ${killed.join(', ')}`);
+      assert(!isGroupAlive(server.pid), `group ${server.pid} still has processes`);
+    });
+
+    it('leaves no process of a cluster after a graceful stop', async function () {
+      const server = await startServer({ file: referenceFile('02-basic-cluster'), env: { WORKERS: '2' } });
+      const killed = await server.stop();
+      assert(killed.length === 0, `pids ${killed.join(', ')} needed SIGKILL`);
+      assert(!isGroupAlive(server.pid), `group ${server.pid} still has processes`);
+    });
+  });
+});
