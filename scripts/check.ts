@@ -10,11 +10,14 @@ import { heavyRounds, TARGET_HEAVY_MS } from './lib/calibrate.ts';
 import { TARGET_FILE_ENV } from './lib/checks.ts';
 import { CourseReporter } from './lib/reporter.ts';
 import { readHints } from './lib/hints.ts';
+import { currentLesson, markDone, nextLessonAfter } from './lib/progress.ts';
 
-const USAGE = `Usage: npm run check <lesson> [-- --solution]
+const USAGE = `Usage: npm run check [lesson] [-- --solution]
 
 Runs a lesson's checks against your file (lessons/NN-slug/server.ts) and prints
-what they measured. A lesson is named lesson-2, 2, 02 or 02-basic-cluster.
+what they measured. Without a lesson, checks the first one not done yet. A lesson
+is named lesson-2, 2, 02 or 02-basic-cluster. A pass on your file marks the lesson
+done in progress.txt.
 
 Options:
   --solution   check the reference solution instead of your file
@@ -40,7 +43,11 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return EXIT_PASS;
   }
-  const lesson = resolveLesson(positionals[0]);
+  const lesson = positionals[0] === undefined ? currentLesson() : resolveLesson(positionals[0]);
+  if (!lesson) {
+    console.log('Every lesson is done. See your own numbers with: npm run compare -- --learner');
+    return EXIT_PASS;
+  }
   const file = values.file ? path.resolve(values.file) : values.solution ? solutionFile(lesson) : learnerFile(lesson);
   const rerun = `npm run check ${commandName(lesson)}${values.solution ? ' -- --solution' : ''}`;
   console.log(`${lesson.title}\nChecking ${relativeToRepo(file)}`);
@@ -56,7 +63,9 @@ async function main(): Promise<number> {
 
   process.env[TARGET_FILE_ENV] = file;
   const passed = (await runChecks(lesson)) === 0;
-  printFooter(lesson, rerun, passed);
+  const isLearnersFile = !values.solution && !values.file;
+  if (passed && isLearnersFile) markDone(lesson, true);
+  printFooter(lesson, rerun, passed, isLearnersFile);
   return passed ? EXIT_PASS : EXIT_FAIL;
 }
 
@@ -67,9 +76,15 @@ async function runChecks(lesson: Lesson): Promise<number> {
   return new Promise((resolve) => mocha.run(resolve));
 }
 
-function printFooter(lesson: Lesson, rerun: string, passed: boolean): void {
-  if (passed) {
+function printFooter(lesson: Lesson, rerun: string, passed: boolean, isLearnersFile: boolean): void {
+  if (passed && !isLearnersFile) {
     console.log(`\nLesson ${lesson.number} passes.`);
+    return;
+  }
+  if (passed) {
+    const next = nextLessonAfter(lesson);
+    console.log(`\nLesson ${lesson.number} done ✔`);
+    console.log(next ? `Next: ${next.title}. Read lessons/${next.slug}/README.md, then: npm run check ${commandName(next)}` : 'That was the last lesson. Your own numbers: npm run compare -- --learner');
     return;
   }
   const hint = readHints(lesson)[0];

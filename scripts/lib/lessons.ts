@@ -11,6 +11,7 @@ export interface Lesson {
   solutionDir: string;
   mainFile: string; // the file the learner edits: server.ts, or compare.ts in lesson 4
   checkFile: string;
+  starterDir: string; // pristine copies of the starters, for npm run reset and npm test
 }
 
 const LESSON_DIR_PATTERN = /^(\d\d)-[a-z0-9-]+$/;
@@ -36,6 +37,7 @@ function readLesson(root: string, slug: string): Lesson {
     solutionDir: path.join(root, 'solutions', slug),
     mainFile: mainName,
     checkFile: path.join(dir, 'check.test.ts'),
+    starterDir: path.join(root, 'starters', slug),
   };
 }
 
@@ -65,6 +67,10 @@ export function learnerFile(lesson: Lesson): string {
 
 export function solutionFile(lesson: Lesson): string {
   return path.join(lesson.solutionDir, lesson.mainFile);
+}
+
+export function starterFile(lesson: Lesson): string {
+  return path.join(lesson.starterDir, lesson.mainFile);
 }
 
 export function commandName(lesson: Lesson): string {
