@@ -81,14 +81,10 @@ export class ServerProcess {
     process.kill(this.pid, signal);
   }
 
+  // The group's processes that have not exited. An exited process whose parent died
+  // stays in the table as a zombie until init reaps it, which can take seconds in a
+  // container; it is left out.
   groupPids(): number[] {
-    return listGroupPids(this.pid);
-  }
-
-  // The group's processes that have not exited: unlike groupPids(), no zombies. An
-  // orphan's zombie stays in the process table until init reaps it, which can take
-  // seconds in a container.
-  liveGroupPids(): number[] {
     return listLiveProcesses(this.pid).map((entry) => entry.pid);
   }
 
@@ -203,23 +199,15 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   }
 }
 
-// Signal 0 checks for existence: it succeeds while any process is left in the group.
+// Signal 0 checks for existence, zombies included: only when it finds something is
+// the process table read to tell live processes from zombies.
 export function isGroupAlive(pgid: number): boolean {
   try {
     process.kill(-pgid, 0);
-    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-}
-
-export function listGroupPids(pgid: number): number[] {
-  const ps = spawnSync('ps', ['-A', '-o', 'pid=,pgid='], { encoding: 'utf8' });
-  return ps.stdout
-    .split('\n')
-    .map((line) => line.trim().split(/\s+/).map(Number))
-    .filter(([pid, group]) => group === pgid && pid > 0)
-    .map(([pid]) => pid);
+  return listLiveProcesses(pgid).length > 0;
 }
 
 interface ProcessEntry {

@@ -1,0 +1,232 @@
+// Lesson 3 checks. They verify that:
+// - after one /crash, the worker that handled it exits, a new worker answers, and the
+//   pool is back to WORKERS workers within 3 s, under the same primary
+// - a worker that crashes first answers the request it had already begun (held open
+//   by the check across the crash), and only then exits
+// - under a steady /heavy load (10 clients) with a /crash every 400 ms, no /heavy
+//   request fails; the lesson-1 server, given the same treatment, is shown beside it
+// - when every worker crashes at boot (CRASH_AT_BOOT=1), the primary forks a bounded
+//   number of workers, prints a line saying "giving up", and exits non-zero within 15 s
+// - SIGTERM to the primary ends every process of the cluster within 5 s, and the
+//   primary forks no worker after it (a zombie waiting for init to reap it counts as
+//   ended: it has exited)
+//
+// Workers are counted from the process table, never from what a server prints: the
+// primary's live children in its process group (ServerProcess.workerPids), sampled every
+// SAMPLE_INTERVAL_MS. A worker that crashes at boot lives for hundreds of milliseconds
+// (it loads tsx first), so sampling sees every one.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { assert } from 'chai';
+import { heavyRounds } from '../../scripts/lib/calibrate.ts';
+import { collectPids, referenceFile, startFile, startTarget, targetFile } from '../../scripts/lib/checks.ts';
+import { holdRequest, loadWithCrashes, sendCrash, watchHeal } from '../../scripts/lib/crashes.ts';
+import { canConnect } from '../../scripts/lib/ports.ts';
+import { formatMs, note, target } from '../../scripts/lib/report.ts';
+import { HOST, launchServer, type ServerProcess } from '../../scripts/lib/server-process.ts';
+
+const POOL_WORKERS = 3;
+const PID_WAIT_MS = 5_000;
+const EXTRA_PID_SAMPLES = 6;
+const HEAL_TIMEOUT_MS = 3_000;
+const SAMPLE_INTERVAL_MS = 50;
+// With one worker, the request held open and the /crash are sure to reach the same one.
+const DRAIN_WORKERS = 1;
+// Time for an idle worker to read the first part of the held request, so that it is a
+// request in flight when the crash comes and not an idle connection.
+const HELD_REQUEST_SETTLE_MS = 250;
+const HELD_REQUEST_TIMEOUT_MS = 3_000;
+// Fewer crashes than workers: however slowly replacements start on a busy machine, one
+// worker is always left listening, so a failed /heavy can only be a dropped request.
+const LOAD_WORKERS = 4;
+const CRASH_LOAD = { crashes: 3, crashIntervalMs: 400, concurrency: 10, seconds: 3, maxRequests: 3_000 };
+const BOOT_WORKERS = 2;
+const BOOT_EXIT_TIMEOUT_MS = 15_000;
+const MAX_BOOT_FORKS = 20;
+const STOP_TIMEOUT_MS = 5_000;
+const EXIT_EVENT_WAIT_MS = 500;
+const SERIAL_SERVER = referenceFile('01-blocking-server');
+
+describe('lesson 3: worker restart and error isolation', function () {
+  describe(`one /crash, WORKERS=${POOL_WORKERS}`, function () {
+    let cluster: ServerProcess;
+
+    before(async function () {
+      cluster = await startTarget({ WORKERS: String(POOL_WORKERS) });
+    });
+
+    after(async function () {
+      await cluster?.stop();
+    });
+
+    it(`replaces the worker that crashed within ${HEAL_TIMEOUT_MS / 1000} s, under the same primary`, async function () {
+      const original = [...(await collectPids(cluster, POOL_WORKERS, PID_WAIT_MS, EXTRA_PID_SAMPLES))];
+      assert(!original.includes(cluster.pid), `the primary (pid ${cluster.pid}) answered a request: only workers may serve`);
+      assert(original.length === POOL_WORKERS, `${original.length} worker pids answered (${original.join(', ')}), expected WORKERS=${POOL_WORKERS} before any crash`);
+
+      const crash = sendCrash(cluster, HEAL_TIMEOUT_MS);
+      const heal = await watchHeal(cluster, original, HEAL_TIMEOUT_MS);
+      note(`workers before: ${original.join(', ')}; the /crash request: ${await crash}`);
+      if (heal.workers.length > 0) note(`workers after ${formatMs(heal.ms)}: ${heal.workers.join(', ')}`);
+
+      assert(!cluster.exitInfo, `the primary (pid ${cluster.pid}) exited after one /crash: only the worker that handled it may go`);
+      assert(!heal.answered.has(cluster.pid), `the primary (pid ${cluster.pid}) answered a request after the crash: only workers may serve`);
+      assert(
+        heal.crashed !== undefined,
+        `no worker exited within ${HEAL_TIMEOUT_MS / 1000} s of GET /crash (workers: ${heal.workers.join(', ')}). After an uncaught exception a worker must exit: is it still waiting for the /crash request, which never completes? Answer that request with a 500 first.`,
+      );
+      const joined = heal.workers.filter((pid) => !original.includes(pid));
+      assert(
+        joined.length > 0,
+        `worker ${heal.crashed} exited after GET /crash and no new worker joined within ${HEAL_TIMEOUT_MS / 1000} s: replace a worker that dies unexpectedly, with cluster.on('exit', ...)`,
+      );
+      assert(
+        heal.workers.length <= POOL_WORKERS,
+        `${heal.workers.length} workers after one crash (${heal.workers.join(', ')}), expected WORKERS=${POOL_WORKERS}: is the crashed worker replaced twice, once when it starts draining and again when it exits?`,
+      );
+      target(
+        `pool of ${POOL_WORKERS} healed ${formatMs(heal.ms)} after GET /crash: worker ${heal.crashed} gone, ${joined.join(', ')} joined (≤ ${HEAL_TIMEOUT_MS / 1000} s)`,
+        heal.healed,
+        `the pool was not back to ${POOL_WORKERS} answering workers within ${HEAL_TIMEOUT_MS / 1000} s of GET /crash: fork the replacement as soon as the crashing worker stops accepting, with a short first RESTART_DELAY_MS`,
+      );
+    });
+  });
+
+  describe(`a request in flight at the crash, WORKERS=${DRAIN_WORKERS}`, function () {
+    let cluster: ServerProcess;
+
+    before(async function () {
+      cluster = await startTarget({ WORKERS: String(DRAIN_WORKERS) });
+    });
+
+    after(async function () {
+      await cluster?.stop();
+    });
+
+    it('answers the request it has begun before it exits', async function () {
+      const [worker] = await collectPids(cluster, DRAIN_WORKERS, PID_WAIT_MS, 0);
+      const held = await holdRequest(cluster);
+      await sleep(HELD_REQUEST_SETTLE_MS);
+      const crash = await sendCrash(cluster);
+      const answer = await held.finish(HELD_REQUEST_TIMEOUT_MS);
+      const outcome = 'status' in answer ? `answered ${answer.status} ${answer.body}` : answer.error;
+      note(`GET /light begun on worker ${worker} before GET /crash (${crash}), finished after it: ${outcome}`);
+      assert(
+        'status' in answer && answer.status === 200,
+        `the request worker ${worker} had begun before it crashed got ${outcome}: the worker exited without answering it, so it dropped requests it had already accepted. ` +
+          `On an uncaught exception, stop accepting with server.close() and exit once the requests in flight are answered (or after DRAIN_TIMEOUT_MS), not at once.`,
+      );
+    });
+  });
+
+  describe(`/heavy under load while workers crash, WORKERS=${LOAD_WORKERS}`, function () {
+    let serial: ServerProcess;
+    let cluster: ServerProcess;
+
+    before(async function () {
+      serial = await startFile(SERIAL_SERVER);
+      cluster = await startTarget({ WORKERS: String(LOAD_WORKERS) });
+      await collectPids(cluster, LOAD_WORKERS, PID_WAIT_MS, 0);
+    });
+
+    after(async function () {
+      await Promise.all([serial?.stop(), cluster?.stop()]);
+    });
+
+    it(`loses no /heavy request to ${CRASH_LOAD.crashes} crashes, one every ${CRASH_LOAD.crashIntervalMs} ms`, async function () {
+      const clustered = await loadWithCrashes(cluster, CRASH_LOAD);
+      const alone = await loadWithCrashes(serial, CRASH_LOAD);
+      note(`the lesson-1 server, same treatment: ${alone.load.errors} of ${alone.load.requests} /heavy failed (one process stops answering at its first crash)`);
+      note(`the ${CRASH_LOAD.crashes} /crash requests to your cluster: ${clustered.crashAnswers.join(', ')}`);
+      target(
+        `your cluster: ${clustered.load.errors} of ${clustered.load.requests} /heavy failed, ${perCrash(clustered.load.errors, CRASH_LOAD.crashes)} per crash (target 0)`,
+        clustered.load.errors === 0,
+        `${clustered.load.errors} /heavy requests failed while workers crashed (${JSON.stringify(clustered.load.errorCodes)}): ` +
+          `a crashing worker dropped requests it had already accepted. Stop accepting with server.close() and exit once those are answered (or after DRAIN_TIMEOUT_MS), not at once.`,
+      );
+    });
+  });
+
+  describe(`workers that crash at boot, CRASH_AT_BOOT=1 WORKERS=${BOOT_WORKERS}`, function () {
+    let booting: ServerProcess;
+
+    after(async function () {
+      await booting?.stop();
+    });
+
+    it(`stops forking and exits non-zero within ${BOOT_EXIT_TIMEOUT_MS / 1000} s`, async function () {
+      booting = await launchServer({
+        file: targetFile(),
+        env: { HEAVY_ROUNDS: String(heavyRounds()), WORKERS: String(BOOT_WORKERS), CRASH_AT_BOOT: '1' },
+      });
+      const started = performance.now();
+      const forked = new Set<number>();
+      while (!booting.exitInfo && performance.now() - started < BOOT_EXIT_TIMEOUT_MS && forked.size <= MAX_BOOT_FORKS) {
+        for (const pid of booting.workerPids()) forked.add(pid);
+        await sleep(SAMPLE_INTERVAL_MS);
+      }
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      const exit = booting.exitInfo;
+      const givingUp = `${booting.stdout}\n${booting.stderr}`.split('\n').find((line) => /giving up/i.test(line));
+      note(`${forked.size} workers forked in ${seconds} s; ${exit ? `the primary exited with code ${exit.code}` : 'the primary is still running'}`);
+      if (givingUp) note(`it printed: ${givingUp.trim()}`);
+
+      if (!exit) {
+        assert(forked.size > 0, `the primary forked no worker in ${seconds} s: fork config.workers workers with cluster.fork()`);
+        const listening = await canConnect(HOST, booting.port);
+        assert(!listening, `with CRASH_AT_BOOT=1 your workers started and listen on port ${booting.port}: keep the lines at the top of startServer() that throw when CRASH_AT_BOOT is set`);
+        const how = forked.size > MAX_BOOT_FORKS ? `forked ${forked.size} workers in ${seconds} s and was still forking` : `was still running after ${seconds} s, having forked ${forked.size} workers`;
+        assert.fail(
+          `the primary ${how}: it restarts workers that crash at boot forever. Count deaths in a sliding window and give up once DEATH_LIMIT have died within DEATH_WINDOW_MS.`,
+        );
+      }
+      assert(exit.code !== 0, `the primary exited with code ${exit.code ?? exit.signal} after ${seconds} s, expected a non-zero code so whatever runs it knows it failed: set process.exitCode = 1`);
+      assert(givingUp, `the primary exited with code ${exit.code} but printed no line containing "giving up": say why it stops, e.g. "primary 123 giving up: 5 workers died within 10 s"`);
+      target(`${forked.size} workers forked ≤ ${MAX_BOOT_FORKS}, primary exited with code ${exit.code} after ${seconds} s ≤ ${BOOT_EXIT_TIMEOUT_MS / 1000} s`, forked.size <= MAX_BOOT_FORKS, 'the primary forked too many workers before it gave up: lower DEATH_LIMIT');
+    });
+  });
+
+  describe(`SIGTERM to the primary, WORKERS=${POOL_WORKERS}`, function () {
+    let cluster: ServerProcess;
+
+    before(async function () {
+      cluster = await startTarget({ WORKERS: String(POOL_WORKERS) });
+      await collectPids(cluster, POOL_WORKERS, PID_WAIT_MS, 0);
+    });
+
+    after(async function () {
+      await cluster?.stop();
+    });
+
+    it(`ends every process of the cluster within ${STOP_TIMEOUT_MS / 1000} s, forking none`, async function () {
+      const running = new Set(cluster.groupPids());
+      const forkedAfter = new Set<number>();
+      cluster.signal('SIGTERM');
+      const started = performance.now();
+      let left = cluster.groupPids();
+      while (left.length > 0 && performance.now() - started < STOP_TIMEOUT_MS) {
+        for (const pid of cluster.workerPids()) if (!running.has(pid)) forkedAfter.add(pid);
+        await sleep(SAMPLE_INTERVAL_MS);
+        left = cluster.groupPids();
+      }
+      const elapsed = formatMs(performance.now() - started);
+      // The group can be gone a moment before the primary's exit event arrives here.
+      const exit = left.length === 0 ? await Promise.race([cluster.exited, sleep(EXIT_EVENT_WAIT_MS).then(() => null)]) : cluster.exitInfo;
+      note(`the primary ${exit ? `exited with code ${exit.code ?? exit.signal}` : 'is still running'}`);
+
+      assert(
+        forkedAfter.size === 0,
+        `the primary forked ${forkedAfter.size} workers after SIGTERM (${[...forkedAfter].join(', ')}): keep a record of the workers you stop on purpose and do not replace them (worker.exitedAfterDisconnect is false after worker.kill())`,
+      );
+      const primaryLeft = left.includes(cluster.pid) ? ' (the primary among them)' : '';
+      target(
+        `${left.length} of ${running.size} processes left ${elapsed} after SIGTERM (target: none within ${STOP_TIMEOUT_MS / 1000} s)`,
+        left.length === 0,
+        `pids ${left.join(', ')}${primaryLeft} still running ${STOP_TIMEOUT_MS / 1000} s after SIGTERM to the primary: stop every worker with worker.kill(), and SIGKILL any still running after STOP_TIMEOUT_MS (does a worker ignore SIGTERM?)`,
+      );
+    });
+  });
+});
+
+function perCrash(errors: number, crashes: number): string {
+  return (errors / crashes).toFixed(errors % crashes === 0 ? 0 : 1);
+}
