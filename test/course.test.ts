@@ -10,9 +10,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { assert } from 'chai';
 import { heavyRounds } from '../scripts/lib/calibrate.ts';
-import { commandName, listLessons } from '../scripts/lib/lessons.ts';
+import { commandName, learnerFile, listLessons, starterFile } from '../scripts/lib/lessons.ts';
 import { REPO_ROOT } from '../scripts/lib/paths.ts';
-import { leftoverServers, runScript, type CommandRun } from './helpers.ts';
+import { leftoverProcesses, runScript, type CommandRun } from './helpers.ts';
 
 const FIXTURES_DIR = path.join(REPO_ROOT, 'test', 'fixtures');
 const BROKEN_VERDICT_SECONDS = 15;
@@ -48,7 +48,7 @@ describe('the course', function () {
   });
 
   after(function () {
-    const left = leftoverServers();
+    const left = leftoverProcesses();
     assert(left.length === 0, `servers left running:\n${left.join('\n')}`);
   });
 
@@ -61,10 +61,17 @@ describe('the course', function () {
         assert(run.code === 0, `npm run check ${name} -- --solution: ${explain(run)}`);
       });
 
+      // The pristine starter, so npm test stays green once a learner edits lessons/.
       it('fails the starter', async function () {
-        const run = await runScript('scripts/check.ts', [name]);
+        const run = await runScript('scripts/check.ts', [name, '--file', starterFile(lesson)]);
         assert(run.code === 1, `npm run check ${name}: ${explain(run)}`);
         assert(run.output.includes(`Run again: npm run check ${name}`), `no "Run again" line: ${explain(run)}`);
+      });
+
+      // Learners edit lessons/, so only CI holds them to the pristine copies.
+      (process.env.CI ? it : it.skip)('ships the pristine starter in lessons/ (CI only)', function () {
+        const shipped = fs.readFileSync(learnerFile(lesson), 'utf8');
+        assert(shipped === fs.readFileSync(starterFile(lesson), 'utf8'), `${learnerFile(lesson)} differs from ${starterFile(lesson)}`);
       });
 
       for (const fixture of readFixtures(lesson.slug)) {

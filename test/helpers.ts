@@ -1,5 +1,9 @@
 // Runs the course's commands as a learner would, in a child process.
-import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { REPO_ROOT } from '../scripts/lib/paths.ts';
 
 export interface CommandRun {
@@ -13,27 +17,49 @@ const COMMAND_TIMEOUT_MS = 100_000;
 export function runScript(script: string, args: string[], options: { timeoutMs?: number; cwd?: string; input?: string } = {}): Promise<CommandRun> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
-      cwd: options.cwd ?? REPO_ROOT,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk));
+    const child = spawnScript(script, args, options.cwd);
     child.stdin.end(options.input ?? '');
     const timer = setTimeout(() => child.kill('SIGINT'), options.timeoutMs ?? COMMAND_TIMEOUT_MS);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, output, seconds: (performance.now() - started) / 1000 });
+      resolve({ code, output: child.output(), seconds: (performance.now() - started) / 1000 });
     });
   });
 }
 
-// Processes started from this repository's lessons, solutions or fixtures that are still running.
-export function leftoverServers(): string[] {
+type ScriptProcess = ChildProcessByStdio<Writable, Readable, Readable> & { output: () => string };
+
+export function spawnScript(script: string, args: string[], cwd = REPO_ROOT): ScriptProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(cwd, script), ...args], { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk));
+  return Object.assign(child, { output: () => output });
+}
+
+// Resolves once `read()` matches `pattern`, or rejects after `timeoutMs`.
+export async function waitFor(read: () => string, pattern: RegExp, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(read())) {
+    if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms in:\n${read()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+// Processes of the course still running from `root`: servers from lessons, solutions,
+// starters or fixtures, and the course's own commands.
+export function leftoverProcesses(root = REPO_ROOT): string[] {
   const ps = spawnSync('ps', ['-A', '-o', 'pid=,args='], { encoding: 'utf8' });
-  const serverPaths = ['lessons/', 'solutions/', 'test/fixtures/'].map((dir) => `${REPO_ROOT}${dir}`);
-  return ps.stdout
-    .split('\n')
-    .filter((line) => line.includes('--import tsx') && serverPaths.some((dir) => line.includes(dir)));
+  const paths = ['lessons/', 'solutions/', 'starters/', 'test/fixtures/', 'scripts/'].map((dir) => path.join(root, dir));
+  return ps.stdout.split('\n').filter((line) => paths.some((dir) => line.includes(dir)));
+}
+
+// A copy of the course to run commands in, so they can change files and progress freely.
+export function makeScratchCopy(): string {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'course-scratch-'));
+  for (const entry of ['common', 'lessons', 'solutions', 'starters', 'scripts', 'package.json', 'tsconfig.json', 'README.md']) {
+    fs.cpSync(path.join(REPO_ROOT, entry), path.join(root, entry), { recursive: true });
+  }
+  fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(root, 'node_modules'));
+  return root;
 }

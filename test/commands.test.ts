@@ -1,0 +1,170 @@
+// The learner's commands, spawned as a learner runs them, in a scratch copy of the
+// course. They verify that:
+// - every command explains itself with --help, and README.md quotes that text
+// - an unknown lesson exits 2 with the list of lessons; a bad flag exits 2 with usage
+// - a pass marks the lesson done; progress, hint and check then move on to the next
+// - reset asks first, then restores the starter byte for byte and clears the mark
+// - solution waits until the lesson is done, unless --force
+// - watch re-runs on a save, restarts a run cut short by a save, and leaves
+//   nothing behind after Ctrl-C; so does check, and serve
+// - serve refuses a busy port
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { assert } from 'chai';
+import { REPO_ROOT } from '../scripts/lib/paths.ts';
+import { findFreePort } from '../scripts/lib/ports.ts';
+import { leftoverProcesses, makeScratchCopy, runScript, spawnScript, waitFor } from './helpers.ts';
+
+const COMMANDS = ['check', 'watch', 'hint', 'progress', 'reset', 'solution', 'serve'];
+const LESSON_1 = path.join('lessons', '01-blocking-server', 'server.ts');
+const STARTER_1 = path.join('starters', '01-blocking-server', 'server.ts');
+const SOLUTION_1 = path.join('solutions', '01-blocking-server', 'server.ts');
+const RUN_TIMEOUT_MS = 60_000;
+const CLEANUP_WAIT_MS = 3_000;
+
+describe('the commands', function () {
+  let scratch: string;
+  const file = (relative: string) => path.join(scratch, relative);
+  const run = (command: string, args: string[] = [], input?: string) => runScript(`scripts/${command}.ts`, args, { cwd: scratch, input });
+
+  before(function () {
+    scratch = makeScratchCopy();
+  });
+
+  after(function () {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  });
+
+  afterEach(async function () {
+    const deadline = Date.now() + CLEANUP_WAIT_MS;
+    while (leftoverProcesses(scratch).length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    const left = leftoverProcesses(scratch);
+    assert(left.length === 0, `processes left running:\n${left.join('\n')}`);
+  });
+
+  describe('help and mistakes', function () {
+    const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    for (const command of COMMANDS) {
+      it(`${command} --help prints the usage README.md quotes`, async function () {
+        const result = await run(command, ['--help']);
+        assert(result.code === 0, `exit code ${result.code}: ${result.output}`);
+        assert(result.output.startsWith(`Usage: npm run ${command}`), `usage starts: ${result.output.slice(0, 80)}`);
+        assert(readme.includes(result.output.trim()), `README.md does not quote npm run ${command} -- --help word for word:\n${result.output}`);
+      });
+    }
+
+    for (const command of ['check', 'watch', 'hint', 'reset', 'solution', 'serve']) {
+      it(`${command} rejects an unknown lesson with the list`, async function () {
+        const result = await run(command, ['7']);
+        assert(result.code === 2, `exit code ${result.code}, expected 2: ${result.output}`);
+        assert(result.output.trim().startsWith('Unknown lesson "7". Lessons: 01-blocking-server'), result.output);
+      });
+    }
+
+    it('rejects an unknown flag with exit code 2 and the usage', async function () {
+      const result = await run('check', ['lesson-1', '--solutoin']);
+      assert(result.code === 2, `exit code ${result.code}, expected 2: ${result.output}`);
+      assert(result.output.includes("Unknown option '--solutoin'") && result.output.includes('Usage: npm run check'), result.output);
+    });
+  });
+
+  describe('progress through a lesson', function () {
+    it('shows lesson 1 as current before anything passes', async function () {
+      const result = await run('progress');
+      assert(result.output.includes('▶ Lesson 1: A blocking server'), result.output);
+      assert(result.output.includes('Next: read lessons/01-blocking-server/README.md, then: npm run check lesson-1'), result.output);
+    });
+
+    it('keeps the solution hidden until the lesson is done', async function () {
+      const result = await run('solution', ['lesson-1']);
+      assert(result.code === 1, `exit code ${result.code}, expected 1: ${result.output}`);
+      assert(result.output.includes('npm run solution lesson-1 -- --force'), result.output);
+    });
+
+    it('marks lesson 1 done when its check passes on the learner file', async function () {
+      fs.copyFileSync(file(SOLUTION_1), file(LESSON_1));
+      const result = await runScript('scripts/check.ts', [], { cwd: scratch, timeoutMs: RUN_TIMEOUT_MS });
+      assert(result.code === 0, `npm run check: exit code ${result.code}: ${result.output}`);
+      assert(result.output.includes('Lesson 1 done ✔'), result.output);
+      assert(fs.readFileSync(file('progress.txt'), 'utf8').includes('01-blocking-server'), 'progress.txt does not list 01-blocking-server');
+    });
+
+    it('moves progress and hints on to lesson 2', async function () {
+      const progress = await run('progress');
+      assert(progress.output.includes('✔ Lesson 1') && progress.output.includes('▶ Lesson 2'), progress.output);
+      const hint = await run('hint');
+      assert(hint.output.includes('Lesson 2: A basic cluster') && hint.output.includes('Hint 1 of'), hint.output);
+    });
+
+    it('shows the solution once the lesson is done', async function () {
+      const result = await run('solution', ['lesson-1']);
+      assert(result.code === 0, `exit code ${result.code}: ${result.output}`);
+      assert(result.output.includes('No difference'), result.output);
+    });
+
+    it('leaves the file alone when reset is not confirmed', async function () {
+      const result = await run('reset', ['lesson-1'], 'n\n');
+      assert(result.code === 1, `exit code ${result.code}, expected 1: ${result.output}`);
+      assert(fs.readFileSync(file(LESSON_1), 'utf8') === fs.readFileSync(file(SOLUTION_1), 'utf8'), 'the file changed');
+    });
+
+    it('restores the starter byte for byte and clears the done mark after y', async function () {
+      const result = await run('reset', ['lesson-1'], 'y\n');
+      assert(result.code === 0, `exit code ${result.code}: ${result.output}`);
+      assert(fs.readFileSync(file(LESSON_1)).equals(fs.readFileSync(file(STARTER_1))), 'lessons/01 differs from its starter');
+      const progress = await run('progress');
+      assert(progress.output.includes('▶ Lesson 1'), progress.output);
+    });
+  });
+
+  describe('watch', function () {
+    it('re-runs on a save, restarts a run a save cuts short, and leaves nothing after Ctrl-C', async function () {
+      const watch = spawnScript('scripts/watch.ts', ['lesson-1'], scratch);
+      try {
+        await waitFor(watch.output, /Checking lessons\/01-blocking-server\/server.ts/, RUN_TIMEOUT_MS);
+        fs.appendFileSync(file(LESSON_1), '\n// saved during the first run\n');
+        await waitFor(watch.output, /Watching lessons\/01-blocking-server for saves/, RUN_TIMEOUT_MS);
+        const runs = watch.output().match(/Checking lessons/g)?.length ?? 0;
+        assert(runs === 2, `expected 2 runs (the first cut short by the save), saw ${runs}:\n${watch.output()}`);
+        fs.appendFileSync(file(LESSON_1), '// saved again\n');
+        await waitFor(() => watch.output().split('Watching lessons')[1] ?? '', /Checking lessons/, RUN_TIMEOUT_MS);
+      } finally {
+        watch.kill('SIGINT');
+        await new Promise((resolve) => watch.once('close', resolve));
+      }
+    });
+  });
+
+  describe('stopping in the middle', function () {
+    it('check ends its servers when interrupted', async function () {
+      const check = spawnScript('scripts/check.ts', ['lesson-2', '--solution'], scratch);
+      await waitFor(check.output, /with WORKERS=/, RUN_TIMEOUT_MS);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      check.kill('SIGINT');
+      const code = await new Promise((resolve) => check.once('close', resolve));
+      assert(code === 130, `exit code ${code}, expected 130: ${check.output()}`);
+    });
+
+    it('serve refuses a busy port', async function () {
+      const blocker = net.createServer().listen(0, '127.0.0.1');
+      await new Promise((resolve) => blocker.once('listening', resolve));
+      const port = (blocker.address() as net.AddressInfo).port;
+      try {
+        const result = await run('serve', ['lesson-1', '--solution', '--port', String(port)]);
+        assert(result.code === 1, `exit code ${result.code}, expected 1: ${result.output}`);
+        assert(result.output.includes(`Port ${port} is busy`), result.output);
+      } finally {
+        blocker.close();
+      }
+    });
+
+    it('serve answers until Ctrl-C, then ends its server', async function () {
+      const port = await findFreePort();
+      const serve = spawnScript('scripts/serve.ts', ['lesson-2', '--solution', '--port', String(port)], scratch);
+      await waitFor(serve.output, /Press Ctrl-C to stop/, RUN_TIMEOUT_MS);
+      serve.kill('SIGINT');
+      await new Promise((resolve) => serve.once('close', resolve));
+    });
+  });
+});
