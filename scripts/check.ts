@@ -1,8 +1,9 @@
 // npm run check: runs a lesson's checks against the learner's file or the solution.
+import fs from 'node:fs';
 import path from 'node:path';
 import Mocha from 'mocha';
 import { parseCommandLine, runCommand } from './lib/cli.ts';
-import { EXIT_FAIL, EXIT_PASS } from './lib/errors.ts';
+import { EXIT_FAIL, EXIT_PASS, VerdictError } from './lib/errors.ts';
 import { commandName, learnerFile, resolveLesson, solutionFile, type Lesson } from './lib/lessons.ts';
 import { relativeToRepo } from './lib/paths.ts';
 import { typecheck } from './lib/typecheck.ts';
@@ -49,6 +50,7 @@ async function main(): Promise<number> {
     return EXIT_PASS;
   }
   const file = values.file ? path.resolve(values.file) : values.solution ? solutionFile(lesson) : learnerFile(lesson);
+  if (!fs.existsSync(file)) throw new VerdictError(`${relativeToRepo(file)} does not exist. npm run reset ${commandName(lesson)} puts the starter back.`);
   const rerun = `npm run check ${commandName(lesson)}${values.solution ? ' -- --solution' : ''}`;
   console.log(`${lesson.title}\nChecking ${relativeToRepo(file)}`);
 

@@ -145,9 +145,10 @@ async function start(side: Side): Promise<ServerProcess> {
   try {
     return await startServer({ file: side.file, port, env: { HEAVY_ROUNDS: String(heavyRounds()), ...side.env } });
   } catch (error) {
-    const busy = error instanceof VerdictError && error.message.match(/EADDRINUSE\D*?([\d.:]*\d)\b/);
-    if (!busy) throw error;
-    throw new VerdictError(`Port busy: ${relativeToRepo(side.file)} could not listen on ${busy[1]}, which something else is using. Stop it and run npm run compare again.`);
+    if (!(error instanceof VerdictError) || !error.message.includes('EADDRINUSE')) throw error;
+    // Node's error names the port twice; the harness quotes only the last lines of it.
+    const busyPort = error.message.match(/already in use \S*:(\d+)|port: (\d+)/)?.slice(1).find(Boolean) ?? port;
+    throw new VerdictError(`Port busy: ${relativeToRepo(side.file)} could not listen on port ${busyPort}, which another program is using. Stop that program and run npm run compare again.`);
   }
 }
 

@@ -63,6 +63,7 @@ describe('the course', function () {
 
       // The pristine starter, so npm test stays green once a learner edits lessons/.
       it('fails the starter', async function () {
+        assert(fs.existsSync(starterFile(lesson)), `${starterFile(lesson)} is missing`);
         const run = await runScript('scripts/check.ts', [name, '--file', starterFile(lesson)]);
         assert(run.code === 1, `npm run check ${name}: ${explain(run)}`);
         assert(run.output.includes(`Run again: npm run check ${name}`), `no "Run again" line: ${explain(run)}`);
@@ -85,6 +86,7 @@ describe('the course', function () {
     });
   }
 
+  // One at a time: side by side, their startups compete for the CPU and each takes longer.
   describe('a broken server', function () {
     for (const fixture of readFixtures('broken')) {
       it(`gets its verdict within ${BROKEN_VERDICT_SECONDS} s: ${fixture.mistake}`, async function () {

@@ -1,5 +1,7 @@
 // What `npm run compare` prints and saves: this machine's two rows beside the
-// published ones as a table, and as bars that show the difference at a glance.
+// published ones as a table, and as bars that show the difference at a glance. The
+// rows and their metrics are lesson 4's solution: the command is built from what the
+// lesson asks the learner to write.
 import { formatRatio, METRICS, type Load, type Metric, type Row } from '../../solutions/04-load-test-comparison/compare.ts';
 
 // The run this course reproduces, as published. It did not report percentiles.

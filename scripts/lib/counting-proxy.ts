@@ -21,12 +21,16 @@ export interface Tally {
   failed: number;
   // Still waiting, and for less than `timeoutMs`: the load ended without them.
   unfinished: number;
+  // Requests whose client closed the connection before the answer.
+  hungUp: number;
   meanMs: number;
   p50Ms: number;
   p95Ms: number;
   p99Ms: number;
   // From the first request's arrival to the last one's end.
   seconds: number;
+  // From the first request's arrival to the last one's.
+  arrivalSeconds: number;
 }
 
 const BAD_GATEWAY = 502;
@@ -110,11 +114,13 @@ export class CountingProxy {
       answered,
       failed,
       unfinished: this.passages.length - latencies.length,
+      hungUp: this.passages.filter((passage) => passage.hungUp).length,
       meanMs: latencies.reduce((sum, ms) => sum + ms, 0) / latencies.length || 0,
       p50Ms: percentile(latencies, 50),
       p95Ms: percentile(latencies, 95),
       p99Ms: percentile(latencies, 99),
       seconds: latencies.length > 0 ? (lastEndMs - firstMs) / 1000 : 0,
+      arrivalSeconds: ((this.passages.at(-1)?.arrivedMs ?? now) - firstMs) / 1000,
     };
   }
 

@@ -27,7 +27,7 @@ export const HOST = '127.0.0.1';
 // Linux routes all of 127.0.0.0/8 to loopback: a server reachable here too was bound
 // to every interface, not to HOST.
 const OTHER_LOOPBACK = '127.0.0.2';
-const LISTEN_TIMEOUT_MS = 10_000;
+const LISTEN_TIMEOUT_MS = 8_000;
 const STOP_GRACE_MS = 3_000;
 const KILL_WAIT_MS = 2_000;
 const POLL_INTERVAL_MS = 25;

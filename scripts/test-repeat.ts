@@ -1,0 +1,82 @@
+// npm run test:repeat: runs the course's test suite several times and reports every
+// failure with the figures its check printed, to find the checks that flake.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { parseCommandLine, runCommand } from './lib/cli.ts';
+import { EXIT_FAIL, EXIT_PASS, UsageError } from './lib/errors.ts';
+import { REPO_ROOT } from './lib/paths.ts';
+
+const USAGE = `Usage: npm run test:repeat -- [runs] [--busy-core]
+
+Runs the test suite (mocha, after one typecheck) the given number of times, 10 by
+default, and reports each failure with the output of the check that failed.
+
+Options:
+  --busy-core  keep one core busy with another process during the runs, as a
+               noisy neighbour would
+  --help       show this help`;
+
+const DEFAULT_RUNS = 10;
+const FAILURE_LINES = 40;
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseCommandLine(process.argv.slice(2), {
+    'busy-core': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return EXIT_PASS;
+  }
+  const runs = Number(positionals[0] ?? DEFAULT_RUNS);
+  if (!Number.isInteger(runs) || runs < 1) throw new UsageError(`runs must be a whole number ≥ 1, got "${positionals[0]}"`, true);
+  if ((await run('npx', ['tsc', '--noEmit'])).code !== 0) {
+    console.log('The typecheck fails: npm run typecheck');
+    return EXIT_FAIL;
+  }
+  const burner = values['busy-core'] ? startBurner() : undefined;
+  const failures: string[] = [];
+  try {
+    for (let index = 1; index <= runs; index++) {
+      const started = performance.now();
+      const result = await run('npx', ['mocha']);
+      const minutes = ((performance.now() - started) / 60_000).toFixed(1);
+      const summary = result.output.match(/(\d+) passing[\s\S]*?(?:(\d+) failing)?\s*$/);
+      const failing = Number(summary?.[2] ?? 0);
+      console.log(`run ${index}/${runs}: ${result.code === 0 ? 'pass' : 'FAIL'}, ${summary?.[1] ?? '?'} passing, ${failing} failing, ${minutes} min`);
+      if (result.code !== 0) failures.push(`run ${index}:\n${failureReport(result.output)}`);
+    }
+  } finally {
+    if (burner) process.kill(-burner.pid!, 'SIGKILL');
+  }
+  console.log(`\n${runs - failures.length} of ${runs} runs passed${values['busy-core'] ? ' with one core kept busy' : ''}.`);
+  for (const failure of failures) console.log(`\n${failure}`);
+  return failures.length === 0 ? EXIT_PASS : EXIT_FAIL;
+}
+
+// Mocha's numbered failure list, each entry cut to its first FAILURE_LINES lines.
+function failureReport(output: string): string {
+  const list = output.slice(output.search(/^\s+1\) /m));
+  return list
+    .split(/^(?=\s+\d+\) )/m)
+    .map((entry) => entry.split('\n').slice(0, FAILURE_LINES).join('\n'))
+    .join('');
+}
+
+function run(command: string, args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk));
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+// A process that spins on one core until killed, in a group of its own.
+function startBurner(): ChildProcess {
+  const burner = spawn(process.execPath, ['-e', 'for (;;) {}'], { detached: true, stdio: 'ignore' });
+  process.on('exit', () => process.kill(-burner.pid!, 'SIGKILL'));
+  return burner;
+}
+
+runCommand(USAGE, main);
