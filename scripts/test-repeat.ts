@@ -46,7 +46,7 @@ async function main(): Promise<number> {
       if (result.code !== 0) failures.push(`run ${index}:\n${failureReport(result.output)}`);
     }
   } finally {
-    if (burner) process.kill(-burner.pid!, 'SIGKILL');
+    if (burner) stopBurner(burner);
   }
   console.log(`\n${runs - failures.length} of ${runs} runs passed${values['busy-core'] ? ' with one core kept busy' : ''}.`);
   for (const failure of failures) console.log(`\n${failure}`);
@@ -75,8 +75,16 @@ function run(command: string, args: string[]): Promise<{ code: number | null; ou
 // A process that spins on one core until killed, in a group of its own.
 function startBurner(): ChildProcess {
   const burner = spawn(process.execPath, ['-e', 'for (;;) {}'], { detached: true, stdio: 'ignore' });
-  process.on('exit', () => process.kill(-burner.pid!, 'SIGKILL'));
+  process.on('exit', () => stopBurner(burner));
   return burner;
+}
+
+function stopBurner(burner: ChildProcess): void {
+  try {
+    process.kill(-burner.pid!, 'SIGKILL');
+  } catch {
+    // Already ended.
+  }
 }
 
 runCommand(USAGE, main);
