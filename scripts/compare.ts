@@ -53,13 +53,13 @@ Examples:
 
 const DEFAULTS = { concurrency: '10', rps: '100', requests: '500', timeout: '2000' };
 const SERIAL_LESSON = '01-blocking-server';
+// Lesson 3's cluster, which also replaces a worker that crashes.
 const CLUSTER_LESSON = '03-restart-and-isolation';
-// Until lesson 3 exists, lesson 2's cluster stands in for it.
-const FALLBACK_CLUSTER_LESSON = '02-basic-cluster';
 const RESULTS_DIR = path.join(REPO_ROOT, 'results');
 
 interface Side {
   name: 'serial' | 'cluster';
+  lesson: string;
   file: string;
   env: Record<string, string>;
 }
@@ -85,8 +85,8 @@ async function main(): Promise<number> {
     timeoutMs: parseWhole('--timeout', values.timeout, 1),
   };
   const workers = values.workers === undefined ? coreCount() : parseWhole('--workers', values.workers, 1);
-  const serial: Side = { name: 'serial', file: lessonFile(SERIAL_LESSON, values.learner), env: {} };
-  const cluster: Side = { name: 'cluster', file: clusterFile(values.learner), env: { WORKERS: String(workers) } };
+  const serial: Side = { name: 'serial', ...lessonSide(SERIAL_LESSON, values.learner), env: {} };
+  const cluster: Side = { name: 'cluster', ...lessonSide(CLUSTER_LESSON, values.learner), env: { WORKERS: String(workers) } };
 
   console.log(`${coreCount()} cores, HEAVY_ROUNDS=${heavyRounds()} (one /heavy costs about ${TARGET_HEAVY_MS} ms of CPU)`);
   console.log(`The same load for each: ${describeLoad(load)}.\n`);
@@ -104,7 +104,7 @@ async function main(): Promise<number> {
     published: PUBLISHED,
     targets: judgeTargets(serialRow, clusterRow, coreCount()),
   };
-  console.log(`\n${formatTextTable(comparison)}\n${footnote()}\n\n${formatChart(serialRow, clusterRow)}\n`);
+  console.log(`\n${formatTextTable(comparison)}\n\n${footnote()}\n\n${formatChart(serialRow, clusterRow)}\n`);
   for (const target of comparison.targets) console.log(formatTarget(target));
   if (comparison.targets.some((target) => target.met === false)) console.log(explainMiss(serialRow, clusterRow));
   writeResults(comparison);
@@ -132,6 +132,9 @@ async function run(side: Side, load: Load): Promise<Row> {
       throw new VerdictError(`loadtest failed against the ${side.name} server: ${error.message}`);
     });
     progress.finish(describe());
+    if (row.errors === row.completed) {
+      throw new VerdictError(`The ${side.name} server answered none of ${row.completed} requests: does ${relativeToRepo(side.file)} pass its lesson? Run npm run check ${side.lesson}.`);
+    }
     if (server.exitInfo) console.log(`${side.name.padEnd(8)} the server exited during the run (${describeExit(server)}): its errors are requests nobody answered`);
     return row;
   } finally {
@@ -157,15 +160,9 @@ function describeExit(server: ServerProcess): string {
   return exit.signal ? `killed by ${exit.signal}` : `code ${exit.code}`;
 }
 
-function lessonFile(slug: string, learner: boolean): string {
-  return path.join(REPO_ROOT, learner ? 'lessons' : 'solutions', slug, 'server.ts');
-}
-
-function clusterFile(learner: boolean): string {
-  const file = lessonFile(CLUSTER_LESSON, learner);
-  if (fs.existsSync(file)) return file;
-  console.log(`${relativeToRepo(file)} is not there yet: the cluster is lesson 2's.`);
-  return lessonFile(FALLBACK_CLUSTER_LESSON, learner);
+function lessonSide(slug: string, learner: boolean): { lesson: string; file: string } {
+  const file = path.join(REPO_ROOT, learner ? 'lessons' : 'solutions', slug, 'server.ts');
+  return { lesson: `lesson-${Number(slug.slice(0, 2))}${learner ? '' : ' -- --solution'}`, file };
 }
 
 function parseWhole(flag: string, text: string, min: number): number {

@@ -1,0 +1,291 @@
+// Lesson 4 checks. They verify that:
+// - measure() sends its load with loadtest to the serial server (lesson 1's solution)
+//   and to a cluster (lesson 2's), returns a row with every field, and calls onFinish
+//   once for every request
+// - each row agrees with what the check counted itself, in a proxy between loadtest
+//   and the server, within TOLERANCE
+// - the cluster's row beats the serial one: more answers per second, lower mean latency
+// - formatTable() prints both rows side by side, serial first, with the ratio cluster/serial
+import { coreCount, referenceFile, startFile, targetFile } from '../../scripts/lib/checks.ts';
+import { CountingProxy, type Tally } from '../../scripts/lib/counting-proxy.ts';
+import { VerdictError } from '../../scripts/lib/errors.ts';
+import { relativeToRepo } from '../../scripts/lib/paths.ts';
+import { note, skipTarget, target } from '../../scripts/lib/report.ts';
+import type { Load, Row } from './compare.ts';
+
+type LessonModule = typeof import('./compare.ts');
+
+interface Run {
+  side: 'serial' | 'cluster';
+  row: Row;
+  tally: Tally;
+}
+
+interface Field {
+  key: keyof Row;
+  label: string;
+  // Where loadtest's result has it: named in the verdict when the field is missing.
+  source: string;
+  unit: keyof typeof TOLERANCE;
+  counted: (tally: Tally) => number;
+}
+
+const SERIAL_SERVER = referenceFile('01-blocking-server');
+// Lesson 2's cluster is enough to measure; npm run compare uses lesson 3's, which also heals.
+const CLUSTER_SERVER = referenceFile('02-basic-cluster');
+// The published run's shape (10 clients, 100 requests per second) with fewer requests
+// and a shorter timeout: the check takes seconds, and the serial server still falls behind.
+const LOAD: Load = { concurrency: 10, rps: 100, requests: 250, timeoutMs: 1_000 };
+// Every request has ended by the time the last one is sent plus the timeout.
+const MEASURE_DEADLINE_MS = (LOAD.requests / LOAD.rps) * 1000 + LOAD.timeoutMs + 10_000;
+// How far a row may be from what the proxy counted: the larger of an absolute and a
+// relative difference. The proxy sees a request a moment after loadtest sends it and
+// the answer a moment before loadtest reads it, and a request that ends right at the
+// timeout can fall on either side of it.
+const TOLERANCE = {
+  requests: { absolute: 3, relative: 0.02 },
+  ms: { absolute: 10, relative: 0.1 },
+  seconds: { absolute: 0.1, relative: 0.05 },
+  'per second': { absolute: 1, relative: 0.05 },
+};
+const FIELDS: Field[] = [
+  { key: 'errors', label: 'errors', source: 'totalErrors', unit: 'requests', counted: (tally) => tally.failed },
+  { key: 'meanLatencyMs', label: 'mean latency', source: 'meanLatencyMs', unit: 'ms', counted: (tally) => tally.meanMs },
+  { key: 'effectiveRps', label: 'effective rps', source: '(totalRequests - totalErrors) / elapsedSeconds', unit: 'per second', counted: answerRate },
+  { key: 'completed', label: 'completed', source: 'totalRequests', unit: 'requests', counted: finished },
+  { key: 'seconds', label: 'duration', source: 'elapsedSeconds', unit: 'seconds', counted: (tally) => tally.seconds },
+  { key: 'p50Ms', label: 'p50 latency', source: "percentiles['50']", unit: 'ms', counted: (tally) => tally.p50Ms },
+  { key: 'p95Ms', label: 'p95 latency', source: "percentiles['95']", unit: 'ms', counted: (tally) => tally.p95Ms },
+  { key: 'p99Ms', label: 'p99 latency', source: "percentiles['99']", unit: 'ms', counted: (tally) => tally.p99Ms },
+];
+// How far the requests' arrivals may stretch or shrink against requests / rps: the
+// rate is loadtest's timer, and this process is busy while it runs.
+const SHAPE_TOLERANCE = 0.2;
+const LABEL_WIDTH = 14;
+const CELL_WIDTH = 12;
+// A table cell is rounded for display: this much either way still matches.
+const DISPLAY_ROUNDING = 0.5;
+const RATIO_ROUNDING = 0.006;
+
+describe('lesson 4: the load-test comparison', function () {
+  let serial: Run;
+  let cluster: Run;
+
+  it('measures the serial server with loadTest: a row with every field', async function () {
+    serial = await measureServer('serial', SERIAL_SERVER);
+  });
+
+  it('measures the cluster with loadTest: a row with every field', async function () {
+    cluster = await measureServer('cluster', CLUSTER_SERVER);
+  });
+
+  it('agrees with what the check counted between loadtest and each server', function () {
+    note(`${''.padEnd(LABEL_WIDTH)}${['serial', 'counted', 'cluster', 'counted'].map((title) => title.padStart(CELL_WIDTH)).join('')}`);
+    for (const field of FIELDS) {
+      const cells = [serial, cluster].map((run) => {
+        const [value, counted] = [run.row[field.key], field.counted(run.tally)];
+        const mark = agrees(value, counted, field.unit) ? '✔' : '✘';
+        return `${formatNumber(value).padStart(CELL_WIDTH)}${`${formatNumber(counted)} ${mark}`.padStart(CELL_WIDTH)}`;
+      });
+      note(`${field.label.padEnd(LABEL_WIDTH)}${cells.join('')}`);
+    }
+    note(`tolerance: ${Object.entries(TOLERANCE).map(([unit, { absolute, relative }]) => `${unit} ±max(${absolute}, ${relative * 100}%)`).join(', ')}`);
+    for (const run of [serial, cluster]) assertAgrees(run);
+  });
+
+  it('finds the cluster faster than the serial server', async function () {
+    if (coreCount() < 2) {
+      return skipTarget('cluster against serial', 'this machine has 1 core, and a cluster cannot beat one process on one core');
+    }
+    let [serialRow, clusterRow] = [serial.row, cluster.row];
+    if (!beats(clusterRow, serialRow)) {
+      // Both rows agree with the proxy, so something else was using the CPU during one run.
+      note(`first pair: cluster ${formatNumber(clusterRow.effectiveRps)} against serial ${formatNumber(serialRow.effectiveRps)} answers per second: measuring the pair again`);
+      serialRow = (await measureServer('serial', SERIAL_SERVER)).row;
+      clusterRow = (await measureServer('cluster', CLUSTER_SERVER)).row;
+    }
+    const speedup = clusterRow.effectiveRps / serialRow.effectiveRps;
+    const busy = 'both rows agree with what the check counted, so the machine was busy: close what is using the CPU and run the check again';
+    target(
+      `effective rps: cluster ${formatNumber(clusterRow.effectiveRps)} > serial ${formatNumber(serialRow.effectiveRps)} (${speedup.toFixed(2)}×)`,
+      clusterRow.effectiveRps > serialRow.effectiveRps,
+      `the cluster answered no more requests per second than one process: ${busy}`,
+    );
+    target(
+      `mean latency: cluster ${formatNumber(clusterRow.meanLatencyMs)} ms < serial ${formatNumber(serialRow.meanLatencyMs)} ms`,
+      clusterRow.meanLatencyMs < serialRow.meanLatencyMs,
+      `the cluster answered no sooner than one process: ${busy}`,
+    );
+  });
+
+  it('prints the two rows side by side, serial first, with the ratio cluster/serial', async function () {
+    const lesson = await importLesson();
+    const table = await callLearner('formatTable(serial, cluster)', () => lesson.formatTable(serial.row, cluster.row));
+    if (typeof table !== 'string' || table.trim() === '') {
+      throw new VerdictError(`formatTable(serial, cluster) returned ${JSON.stringify(table)}, expected the table as a string`);
+    }
+    for (const line of table.split('\n')) note(line);
+    for (const field of FIELDS) assertTableLine(table, field, serial.row, cluster.row);
+  });
+});
+
+async function importLesson(): Promise<LessonModule> {
+  const file = targetFile();
+  const lesson = await callLearner<Partial<LessonModule>>(`importing ${relativeToRepo(file)}`, () => import(file));
+  for (const name of ['measure', 'formatTable'] as const) {
+    if (typeof lesson[name] !== 'function') throw new VerdictError(`${relativeToRepo(file)} exports no function ${name}(): keep the starter's export`);
+  }
+  return lesson as LessonModule;
+}
+
+// Runs the learner's code; a throw becomes the verdict, without the course's stack trace.
+async function callLearner<T>(call: string, run: () => T | Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    throw new VerdictError(`${call} threw: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+// One server at a time, as npm run compare does: a serial server still works through
+// the requests its clients gave up on after the load ends, and would slow the next run.
+async function measureServer(side: Run['side'], file: string): Promise<Run> {
+  const server = await startFile(file);
+  const proxy = await CountingProxy.start(server.url('/'));
+  try {
+    return await measureThrough(side, proxy);
+  } finally {
+    await proxy.close();
+    await server.stop();
+  }
+}
+
+async function measureThrough(side: Run['side'], proxy: CountingProxy): Promise<Run> {
+  const lesson = await importLesson();
+  const url = proxy.url('/heavy');
+  let finishes = 0;
+  const measuring = callLearner(`measure("${url}", load)`, () => lesson.measure(url, LOAD, () => (finishes += 1)));
+  const row = await withDeadline(measuring, MEASURE_DEADLINE_MS, `measure() had not returned ${MEASURE_DEADLINE_MS / 1000} s after it was called: does it await loadTest() with maxRequests?`);
+  // The proxy's count is taken the moment measure() returns, as loadtest's was.
+  const tally = proxy.tally(LOAD.timeoutMs);
+  note(`${side}: ${tally.received} requests reached the server; ${tally.answered} answered within ${LOAD.timeoutMs} ms, ${tally.failed} not`);
+  if (tally.received === 0) {
+    throw new VerdictError(`measure() sent no request to the URL it was given (${url}), yet returned ${JSON.stringify(row)}: a row must come from loadTest()'s result`);
+  }
+  assertShape(side, tally);
+  assertEveryField(side, row);
+  assertCountedOnce(side, row, tally);
+  if (finishes !== row.completed) {
+    throw new VerdictError(`onFinish was called ${finishes} times, expected once for each of the ${row.completed} completed requests: call it from loadtest's statusCallback`);
+  }
+  return { side, row, tally };
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new VerdictError(message)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+function assertEveryField(side: Run['side'], row: unknown): void {
+  if (typeof row !== 'object' || row === null) {
+    throw new VerdictError(`measure() resolved to ${String(row)} for the ${side} server, expected a row: an object with ${FIELDS.map((field) => field.key).join(', ')}`);
+  }
+  for (const field of FIELDS) {
+    const value = (row as Record<string, unknown>)[field.key];
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+      throw new VerdictError(`the ${side} row's ${field.key} is ${String(value)}, expected a number ≥ 0: loadtest's result has it as ${field.source}`);
+    }
+  }
+}
+
+// The load the check asked for: LOAD.requests requests, sent at LOAD.rps.
+function assertShape(side: Run['side'], tally: Tally): void {
+  if (tally.received !== LOAD.requests) {
+    throw new VerdictError(`${tally.received} requests reached the ${side} server, expected load.requests = ${LOAD.requests}: pass maxRequests: load.requests to loadTest()`);
+  }
+  const expectedSeconds = (LOAD.requests - 1) / LOAD.rps;
+  if (Math.abs(tally.arrivalSeconds - expectedSeconds) > expectedSeconds * SHAPE_TOLERANCE) {
+    throw new VerdictError(
+      `the ${LOAD.requests} requests reached the ${side} server over ${tally.arrivalSeconds.toFixed(2)} s, expected about ${expectedSeconds.toFixed(2)} s at load.rps = ${LOAD.rps} per second: pass requestsPerSecond: load.rps to loadTest()`,
+    );
+  }
+}
+
+function assertCountedOnce(side: Run['side'], row: Row, tally: Tally): void {
+  if (row.completed <= finished(tally) || agrees(row.completed, finished(tally), 'requests') || tally.unfinished === 0) return;
+  throw new VerdictError(
+    `the ${side} row says ${row.completed} requests completed, but ${finished(tally)} had ended (answered, or given up on after ${LOAD.timeoutMs} ms) when measure() returned, and ${tally.unfinished} were still waiting. ` +
+      `loadtest's timeout option counts a late answer as one more completed request, and stops early: give up with requestGenerator: hangUpAfter(load.timeoutMs) instead`,
+  );
+}
+
+function assertAgrees(run: Run): void {
+  const { row, tally, side } = run;
+  if (row.errors === 0 && tally.failed > 0 && tally.hungUp === 0) {
+    throw new VerdictError(
+      `the ${side} row has no errors, but ${tally.failed} requests took longer than load.timeoutMs = ${LOAD.timeoutMs} ms and no client gave up on them: pass requestGenerator: hangUpAfter(load.timeoutMs) to loadTest()`,
+    );
+  }
+  const everyCompleted = row.completed / row.seconds;
+  if (row.errors > 0 && !agrees(row.effectiveRps, answerRate(tally), 'per second') && agrees(row.effectiveRps, everyCompleted, 'per second')) {
+    throw new VerdictError(
+      `the ${side} row's effective rps ${formatNumber(row.effectiveRps)} counts every completed request, errors too; the check counted ${tally.answered} answers in ${tally.seconds.toFixed(2)} s, ${formatNumber(answerRate(tally))} per second. ` +
+        `Count only answers: (totalRequests - totalErrors) / elapsedSeconds`,
+    );
+  }
+  for (const field of FIELDS) {
+    const [value, counted] = [row[field.key], field.counted(tally)];
+    if (agrees(value, counted, field.unit)) continue;
+    throw new VerdictError(
+      `the ${side} row's ${field.label} is ${formatNumber(value)}, but the check counted ${formatNumber(counted)}: take it from loadtest's result (${field.source}), measured on the same run`,
+    );
+  }
+}
+
+function assertTableLine(table: string, field: Field, serialRow: Row, clusterRow: Row): void {
+  const line = table.split('\n').find((text) => text.trimStart().toLowerCase().startsWith(field.label));
+  if (!line) throw new VerdictError(`no line of the table starts with "${field.label}": print one line for each entry of METRICS, its label first`);
+  const numbers = (line.trimStart().slice(field.label.length).match(/\d+(?:\.\d+)?/g) ?? []).map(Number);
+  const [serialValue, clusterValue] = [serialRow[field.key], clusterRow[field.key]];
+  const shows = (shown: number | undefined, value: number) => shown !== undefined && Math.abs(shown - value) <= Math.max(DISPLAY_ROUNDING, value * 0.005);
+  if (!shows(numbers[0], serialValue) || !shows(numbers[1], clusterValue)) {
+    const swapped = shows(numbers[0], clusterValue) && shows(numbers[1], serialValue);
+    throw new VerdictError(
+      `the "${field.label}" line reads ${numbers.slice(0, 2).join(', then ')}: expected the serial value ${formatNumber(serialValue)} first, then the cluster's ${formatNumber(clusterValue)}${swapped ? '. Are the columns swapped?' : ''}`,
+    );
+  }
+  const ratio = clusterValue / serialValue;
+  if (!Number.isFinite(ratio)) return;
+  const shownRatio = numbers[2];
+  if (shownRatio === undefined || Math.abs(shownRatio - ratio) > Math.max(RATIO_ROUNDING, ratio * 0.01)) {
+    const inverted = shownRatio !== undefined && Math.abs(shownRatio - 1 / ratio) <= Math.max(RATIO_ROUNDING, (1 / ratio) * 0.01);
+    throw new VerdictError(
+      `the "${field.label}" line shows the ratio ${shownRatio ?? 'nowhere'}, expected cluster/serial = ${ratio.toFixed(2)}×${inverted ? ' (it shows serial/cluster)' : ''}: use formatRatio(cluster value, serial value)`,
+    );
+  }
+}
+
+function agrees(value: number, counted: number, unit: keyof typeof TOLERANCE): boolean {
+  const { absolute, relative } = TOLERANCE[unit];
+  return Math.abs(value - counted) <= Math.max(absolute, relative * Math.abs(counted));
+}
+
+function beats(cluster: Row, serial: Row): boolean {
+  return cluster.effectiveRps > serial.effectiveRps && cluster.meanLatencyMs < serial.meanLatencyMs;
+}
+
+function finished(tally: Tally): number {
+  return tally.answered + tally.failed;
+}
+
+function answerRate(tally: Tally): number {
+  return tally.seconds > 0 ? tally.answered / tally.seconds : 0;
+}
+
+function formatNumber(value: number): string {
+  if (!Number.isFinite(value)) return String(value);
+  return Number.isInteger(value) || Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(value < 10 ? 2 : 1);
+}
