@@ -37,6 +37,9 @@ async function main(): Promise<number> {
     return EXIT_PASS;
   }
   const lesson = resolveLesson(positionals[0]);
+  if (lesson.mainFile !== 'server.ts') {
+    throw new VerdictError(`${lesson.title} has no server of its own: it measures the others. Run npm run compare`);
+  }
   const port = parsePositive('--port', values.port);
   const env: Record<string, string> = { HEAVY_ROUNDS: String(heavyRounds()) };
   if (values.workers !== undefined) env.WORKERS = String(parsePositive('--workers', values.workers));

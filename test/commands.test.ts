@@ -1,6 +1,7 @@
 // The learner's commands, spawned as a learner runs them, in a scratch copy of the
 // course. They verify that:
 // - every command explains itself with --help, and README.md quotes that text
+// - .ci/run runs exactly the README's quickstart
 // - an unknown lesson exits 2 with the list of lessons; a bad flag exits 2 with usage
 // - a pass marks the lesson done; progress, hint and check then move on to the next
 // - reset asks first, then restores the starter byte for byte and clears the mark
@@ -16,7 +17,7 @@ import { REPO_ROOT } from '../scripts/lib/paths.ts';
 import { findFreePort } from '../scripts/lib/ports.ts';
 import { leftoverProcesses, makeScratchCopy, runScript, spawnScript, waitFor } from './helpers.ts';
 
-const COMMANDS = ['check', 'watch', 'hint', 'progress', 'reset', 'solution', 'serve'];
+const COMMANDS = ['check', 'watch', 'hint', 'progress', 'reset', 'solution', 'serve', 'compare'];
 const LESSON_1 = path.join('lessons', '01-blocking-server', 'server.ts');
 const STARTER_1 = path.join('starters', '01-blocking-server', 'server.ts');
 const SOLUTION_1 = path.join('solutions', '01-blocking-server', 'server.ts');
@@ -61,6 +62,12 @@ describe('the commands', function () {
         assert(result.output.trim().startsWith('Unknown lesson "7". Lessons: 01-blocking-server'), result.output);
       });
     }
+
+    it("runs in CI exactly the README's quickstart commands", function () {
+      const quickstart = readme.split('## Quickstart')[1].match(/```\n([\s\S]*?)```/)![1].trim().split('\n');
+      const ci = fs.readFileSync(path.join(REPO_ROOT, '.ci', 'run'), 'utf8').split('\n').filter((line) => line && !/^(#|set |cd )/.test(line));
+      assert(JSON.stringify(ci) === JSON.stringify(quickstart), `.ci/run runs ${JSON.stringify(ci)}, the README's quickstart says ${JSON.stringify(quickstart)}`);
+    });
 
     it('rejects an unknown flag with exit code 2 and the usage', async function () {
       const result = await run('check', ['lesson-1', '--solutoin']);

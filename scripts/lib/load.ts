@@ -1,5 +1,5 @@
 // Load from loadtest's promise API, summarised in the fields the course prints.
-import { loadTest, type RequestGenerator } from 'loadtest';
+import { loadTest, type LoadTestOptions, type RequestGenerator } from 'loadtest';
 
 export interface LoadOptions {
   url: string;
@@ -8,10 +8,14 @@ export interface LoadOptions {
   // Open loop at this rate; without it each of `concurrency` clients sends its next
   // request as soon as the last one is answered (closed loop).
   rps?: number;
+  // A request not answered within this many ms is given up on and counts as an error.
   timeoutMs?: number;
   maxSeconds?: number;
   keepAlive?: boolean;
   onAnswer?: (ok: boolean) => void;
+  // Called as each request ends: with loadtest's error message (null for an answer with
+  // a status below 400) and the answer's body, if one came.
+  onOutcome?: (error: string | null, body: string | undefined) => void;
 }
 
 export interface LoadSummary {
@@ -36,11 +40,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadSummary> {
     maxRequests: options.requests,
     concurrency: options.concurrency,
     requestsPerSecond: options.rps,
-    timeout: options.timeoutMs,
+    requestGenerator: options.timeoutMs ? hangUpAfter(options.timeoutMs) : undefined,
     maxSeconds: options.maxSeconds ?? MAX_SECONDS,
     agentKeepAlive: options.keepAlive ?? false,
     quiet: true,
-    statusCallback: options.onAnswer && ((error) => options.onAnswer!(!error)),
+    statusCallback: reportOutcomes(options),
   });
   const percentile = (key: '50' | '95' | '99') => result.percentiles[key] || result.maxLatencyMs;
   return {
@@ -54,6 +58,14 @@ export async function runLoad(options: LoadOptions): Promise<LoadSummary> {
     maxMs: result.maxLatencyMs,
     rps: result.totalRequests / result.elapsedSeconds,
     seconds: result.elapsedSeconds,
+  };
+}
+
+function reportOutcomes({ onAnswer, onOutcome }: LoadOptions): LoadTestOptions['statusCallback'] {
+  if (!onAnswer && !onOutcome) return undefined;
+  return (error, result) => {
+    onAnswer?.(!error);
+    onOutcome?.(error, result?.body);
   };
 }
 
