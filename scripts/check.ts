@@ -89,9 +89,9 @@ function printFooter(lesson: Lesson, rerun: string, passed: boolean, isLearnersF
     console.log(next ? `Next: ${next.title}. Read lessons/${next.slug}/README.md, then: npm run check ${commandName(next)}` : 'That was the last lesson. Your own numbers: npm run compare -- --learner');
     return;
   }
-  const hint = readHints(lesson)[0];
+  const hints = readHints(lesson).length;
   console.log('');
-  if (hint) console.log(`Hint: ${hint}\nMore hints: npm run hint ${commandName(lesson)}`);
+  if (hints > 0) console.log(`Stuck? npm run hint ${commandName(lesson)} gives ${hints} hints, one step at a time.`);
   console.log(`Run again: ${rerun}`);
 }
 

@@ -40,9 +40,11 @@ async function main(): Promise<number> {
   return EXIT_PASS;
 }
 
+// No answer (an empty line, or input that ends) is no.
 async function confirm(question: string): Promise<boolean> {
   const prompt = readline.createInterface({ input: process.stdin, output: process.stdout });
-  const answer = await prompt.question(question).catch(() => '');
+  const ended = new Promise<string>((resolve) => prompt.once('close', () => resolve('')));
+  const answer = await Promise.race([prompt.question(question), ended]);
   prompt.close();
   return /^y(es)?$/i.test(answer.trim());
 }

@@ -24,6 +24,7 @@ Examples:
   npm run serve lesson-2 -- --solution --workers 4`;
 
 const DEFAULT_PORT = 3000;
+const READY_WAIT_MS = 3_000;
 
 async function main(): Promise<number> {
   const { values, positionals } = parseCommandLine(process.argv.slice(2), {
@@ -49,6 +50,8 @@ async function main(): Promise<number> {
   }
   console.log(`Serving ${relativeToRepo(file)} with HEAVY_ROUNDS=${env.HEAVY_ROUNDS} (about ${TARGET_HEAVY_MS} ms per /heavy)`);
   const server = await startServer({ file, port, env, echo: true });
+  // A cluster's port accepts before every worker listens; its ready line says when all do.
+  await server.waitForOutput(/ready/i, READY_WAIT_MS);
   console.log(`Listening on http://${HOST}:${port}. Press Ctrl-C to stop. In another terminal:`);
   console.log(`  npx loadtest -c 10 --rps 100 -n 500 http://localhost:${port}/heavy`);
   const exit = await server.exited;

@@ -44,7 +44,10 @@ async function main(): Promise<number> {
   let timer: NodeJS.Timeout | undefined;
   const onSave = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => void restart(lesson), DEBOUNCE_MS);
+    timer = setTimeout(() => {
+      console.log(`\n${relativeToRepo(lesson.dir)} changed: ${run ? 'stopping this run and checking' : 'checking'} again.`);
+      void restart(lesson);
+    }, DEBOUNCE_MS);
   };
   watchLesson(lesson, values.poll, onSave);
   await restart(lesson);

@@ -75,6 +75,7 @@ describe('lesson 1: a blocking server', function () {
   });
 
   it('goes down entirely after one /crash', async function () {
+    server.exitExpected = true;
     await get(server.url('/crash')).catch(() => undefined);
     const exit = await Promise.race([server.exited, sleep(EXIT_WAIT_MS).then(() => null)]);
     assert(exit !== null, `the server was still running ${EXIT_WAIT_MS / 1000} s after GET /crash: throw an Error from a setTimeout callback`);
@@ -84,6 +85,8 @@ describe('lesson 1: a blocking server', function () {
     );
     note(`after one /crash: process exited with code ${exit!.code}; GET /light: ${light.replace('GET /light: ', '')}`);
     assert(exit!.code !== 0, `the process exited with code ${exit!.code}, expected a non-zero code from an uncaught exception`);
+    // Node prints an uncaught exception and its stack on stderr; process.exit() prints nothing.
+    assert(/Error/.test(server.stderr), `the process exited without an uncaught exception on stderr: throw an Error from a setTimeout callback rather than call process.exit()`);
   });
 
   it('leaves no process behind when stopped', async function () {

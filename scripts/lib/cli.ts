@@ -7,10 +7,24 @@ const EXIT_INTERRUPTED = 130;
 
 export function parseCommandLine<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
   try {
-    return parseArgs({ args: attachNegativeValues(args, options), options, allowPositionals: true, strict: true });
+    const flags = [...args, ...flagsNpmKept(args, options)];
+    return parseArgs({ args: attachNegativeValues(flags, options), options, allowPositionals: true, strict: true });
   } catch (error) {
     throw new UsageError((error as Error).message, true);
   }
+}
+
+// `npm run check lesson-1 --solution`, without the `--`, gives --solution to npm, which
+// warns and passes it on only as npm_config_solution=true. Take it from there, except
+// for names npm has configs of its own for (a user's npmrc may set yes or force).
+const NPM_OWN_CONFIGS = new Set(['yes', 'force', 'all', 'help']);
+
+function flagsNpmKept(args: string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
+  return Object.entries(options)
+    .filter(([name, option]) => option.type === 'boolean' && !NPM_OWN_CONFIGS.has(name))
+    .filter(([name]) => process.env[`npm_config_${name.replaceAll('-', '_')}`] === 'true')
+    .map(([name]) => `--${name}`)
+    .filter((flag) => !args.includes(flag));
 }
 
 // parseArgs reads "--rps -1" as two options; joined as "--rps=-1", the value reaches

@@ -10,11 +10,12 @@ export interface HttpAnswer {
 const REQUEST_TIMEOUT_MS = 5_000;
 
 // A GET over a fresh connection. Keep-alive would pin every request to the worker
-// that accepted the first connection and hide the others.
-export function get(url: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<HttpAnswer> {
+// that accepted the first connection and hide the others; pass a keep-alive `agent` to
+// send it over a connection the agent keeps open.
+export function get(url: string, timeoutMs = REQUEST_TIMEOUT_MS, agent: http.Agent | false = false): Promise<HttpAnswer> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const request = http.get(url, { agent: false }, (response) => {
+    const request = http.get(url, { agent }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (body += chunk));

@@ -2,6 +2,7 @@
 // a failure as its one-line message (no stack trace), and nothing else.
 import Mocha from 'mocha';
 import { takeRecordedLines } from './report.ts';
+import { describeExit, takeUnexpectedExits } from './server-process.ts';
 
 const { EVENT_SUITE_BEGIN, EVENT_TEST_PASS, EVENT_TEST_FAIL, EVENT_TEST_PENDING, EVENT_RUN_END } = Mocha.Runner.constants;
 
@@ -21,6 +22,7 @@ export class CourseReporter extends Mocha.reporters.Base {
       failed += 1;
       printResult('✘', describeRunnable(test));
       console.log(indent(messageOf(error), '      '));
+      for (const server of takeUnexpectedExits()) console.log(indent(describeExit(server), '      '));
     });
     runner.on(EVENT_TEST_PENDING, (test) => printResult('–', `${test.title} (skipped)`));
     runner.on(EVENT_RUN_END, () => {

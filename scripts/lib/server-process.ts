@@ -34,12 +34,22 @@ const POLL_INTERVAL_MS = 25;
 const OUTPUT_LIMIT_CHARS = 64_000;
 const BUSY_CPU_PERCENT = 80;
 
-const running = new Set<ServerProcess>();
+// Kept on globalThis: a check file and the command that runs it may reach this module
+// through different loaders, which would give each its own copy.
+const REGISTRY_KEY = Symbol.for('node-cluster-course.servers');
+const registry = ((globalThis as Record<symbol, { running: Set<ServerProcess>; exitedOnTheirOwn: Set<ServerProcess> }>)[REGISTRY_KEY] ??= {
+  running: new Set(),
+  // Servers that exited while nothing had asked them to stop or expected it, not yet reported.
+  exitedOnTheirOwn: new Set(),
+});
+const { running, exitedOnTheirOwn } = registry;
 
 export class ServerProcess {
   readonly pid: number;
   readonly exited: Promise<ExitInfo>;
   exitInfo: ExitInfo | null = null;
+  // Set by a check that makes the server exit on purpose, so a later failure does not report it.
+  exitExpected = false;
   private output = { stdout: '', stderr: '' };
 
   constructor(
@@ -53,6 +63,7 @@ export class ServerProcess {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.exitInfo = { code, signal };
+        if (running.has(this) && !this.exitExpected) exitedOnTheirOwn.add(this);
         resolve(this.exitInfo);
       });
     });
@@ -231,6 +242,20 @@ function listLiveProcesses(pgid: number): ProcessEntry[] {
 function cpuPercent(pid: number): number {
   const ps = spawnSync('ps', ['-o', '%cpu=', '-p', String(pid)], { encoding: 'utf8' });
   return Number(ps.stdout.trim()) || 0;
+}
+
+// The servers that exited on their own since the last call. A check that failed
+// reports them: "connection refused" alone hides that the server crashed.
+export function takeUnexpectedExits(): ServerProcess[] {
+  const exited = [...exitedOnTheirOwn];
+  exitedOnTheirOwn.clear();
+  return exited;
+}
+
+export function describeExit(server: ServerProcess): string {
+  const exit = server.exitInfo!;
+  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+  return `${relativeToRepo(server.file)} (pid ${server.pid}) ${how} during this check.${quoteOutput('Its stderr', server.stderr)}`;
 }
 
 // Called on Ctrl-C or an unexpected exit of the check itself.

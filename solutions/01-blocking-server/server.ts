@@ -13,7 +13,8 @@ const config = readConfig();
 const server = http.createServer((req, res) => {
   if (req.url === '/heavy') {
     // TODO: Answer 200 with { pid, result }: the result of computeHeavy(config.heavyRounds)
-    // and the pid of the process that computed it (process.pid).
+    // and the pid of the process that computed it (process.pid). Then return, or the 404
+    // at the end answers the same request a second time.
     const result = computeHeavy(config.heavyRounds);
     sendJson(res, 200, { pid: process.pid, result });
     return;

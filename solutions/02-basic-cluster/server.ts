@@ -20,7 +20,8 @@ if (cluster.isPrimary) {
   cluster.on('online', (worker) => {
     console.log(`worker ${worker.process.pid} online`);
   });
-  // TODO: Print one ready line once every worker listens. Count cluster's 'listening' events.
+  // TODO: Print one line with the word "ready" once every worker listens. Count cluster's
+  // 'listening' events.
   let listening = 0;
   cluster.on('listening', () => {
     listening += 1;

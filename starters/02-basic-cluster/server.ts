@@ -14,7 +14,8 @@ const config = readConfig();
 if (cluster.isPrimary) {
   // TODO: Fork config.workers workers instead of serving from the primary. Use cluster.fork().
   // TODO: Log each worker as it comes online. Use cluster.on('online', ...).
-  // TODO: Print one ready line once every worker listens. Count cluster's 'listening' events.
+  // TODO: Print one line with the word "ready" once every worker listens. Count cluster's
+  // 'listening' events.
   // TODO: Stop serving from the primary: only workers call startServer().
   startServer();
 } else {
