@@ -3,26 +3,33 @@
 //   pool is back to WORKERS workers within 3 s, under the same primary
 // - a worker that crashes first answers the request it had already begun (held open
 //   by the check across the crash), and only then exits
+// - the replacement answers while the crashing worker still drains that held request:
+//   the primary forks it on the worker's DRAINING message, not on its exit
 // - under a steady /heavy load (10 clients) with a /crash every 400 ms, no /heavy
 //   request fails; the lesson-1 server, given the same treatment, is shown beside it
 // - when every worker crashes at boot (CRASH_AT_BOOT=1), the primary forks a bounded
-//   number of workers, prints a line saying "giving up", and exits non-zero within 15 s
-// - SIGTERM to the primary ends every process of the cluster within 5 s, and the
-//   primary forks no worker after it (a zombie waiting for init to reap it counts as
-//   ended: it has exited)
+//   number of workers, prints a line saying "giving up", forks none after that line,
+//   and exits non-zero within 15 s
+// - SIGTERM to the primary, while a worker is busy with a long /heavy, ends every process
+//   of the cluster within 5 s: the primary forks no worker, outlives every worker, and
+//   exits with code 0 (a zombie waiting for init to reap it counts as ended: it has exited)
 //
 // Workers are counted from the process table, never from what a server prints: the
 // primary's live children in its process group (ServerProcess.workerPids), sampled every
 // SAMPLE_INTERVAL_MS. A worker that crashes at boot lives for hundreds of milliseconds
 // (it loads tsx first), so sampling sees every one.
+//
+// A failure names the task of the lesson's README (and the starter's numbered TODO) that
+// it points to.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assert } from 'chai';
-import { heavyRounds } from '../../scripts/lib/calibrate.ts';
+import { heavyRounds, TARGET_HEAVY_MS } from '../../scripts/lib/calibrate.ts';
 import { collectPids, referenceFile, startFile, startTarget, targetFile } from '../../scripts/lib/checks.ts';
-import { holdRequest, loadWithCrashes, sendCrash, watchHeal } from '../../scripts/lib/crashes.ts';
+import { holdRequest, loadWithCrashes, sendCrash, watchHeal, watchReplacement, type Replacement } from '../../scripts/lib/crashes.ts';
+import { get } from '../../scripts/lib/http.ts';
 import { canConnect } from '../../scripts/lib/ports.ts';
 import { formatMs, note, target } from '../../scripts/lib/report.ts';
-import { HOST, launchServer, type ServerProcess } from '../../scripts/lib/server-process.ts';
+import { HOST, launchServer, type ExitInfo, type ServerProcess } from '../../scripts/lib/server-process.ts';
 
 const POOL_WORKERS = 3;
 const PID_WAIT_MS = 5_000;
@@ -35,15 +42,27 @@ const DRAIN_WORKERS = 1;
 // request in flight when the crash comes and not an idle connection.
 const HELD_REQUEST_SETTLE_MS = 250;
 const HELD_REQUEST_TIMEOUT_MS = 3_000;
+// How long the check waits for a replacement while it holds the request open. It must end
+// well before the lesson's DRAIN_TIMEOUT_MS (5 s), or a worker that drains correctly gives
+// up on the held request before the check releases it.
+const REPLACEMENT_TIMEOUT_MS = 3_000;
 // Fewer crashes than workers: however slowly replacements start on a busy machine, one
 // worker is always left listening, so a failed /heavy can only be a dropped request.
 const LOAD_WORKERS = 4;
 const CRASH_LOAD = { crashes: 3, crashIntervalMs: 400, concurrency: 10, seconds: 3, maxRequests: 3_000 };
-const BOOT_WORKERS = 2;
+// Three workers that crash at boot: the fifth death comes while the restart scheduled for
+// the fourth (800 ms of backoff) is still pending, so a primary that gives up without
+// cancelling it forks once more after its "giving up" line.
+const BOOT_WORKERS = 3;
 const BOOT_EXIT_TIMEOUT_MS = 15_000;
 const MAX_BOOT_FORKS = 20;
 const STOP_TIMEOUT_MS = 5_000;
 const EXIT_EVENT_WAIT_MS = 500;
+// At SIGTERM one worker is busy with a /heavy this long, so it cannot notice for that long
+// that its primary has gone: a primary that exits without stopping its workers leaves it
+// running alone, where the sampling sees it.
+const BUSY_HEAVY_MS = 1_000;
+const BUSY_SETTLE_MS = 200;
 const SERIAL_SERVER = referenceFile('01-blocking-server');
 
 describe('lesson 3: worker restart and error isolation', function () {
@@ -72,48 +91,74 @@ describe('lesson 3: worker restart and error isolation', function () {
       assert(!heal.answered.has(cluster.pid), `the primary (pid ${cluster.pid}) answered a request after the crash: only workers may serve`);
       assert(
         heal.crashed !== undefined,
-        `no worker exited within ${HEAL_TIMEOUT_MS / 1000} s of GET /crash (workers: ${heal.workers.join(', ')}). After an uncaught exception a worker must exit: is it still waiting for the /crash request, which never completes? Answer that request with a 500 first.`,
+        `no worker exited within ${HEAL_TIMEOUT_MS / 1000} s of GET /crash (workers: ${heal.workers.join(', ')}). After an uncaught exception a worker must exit: is it still waiting for the /crash request, which never completes? Answer that request with a 500 first (task 2).`,
       );
       const joined = heal.workers.filter((pid) => !original.includes(pid));
       assert(
         joined.length > 0,
-        `worker ${heal.crashed} exited after GET /crash and no new worker joined within ${HEAL_TIMEOUT_MS / 1000} s: replace a worker that dies unexpectedly, with cluster.on('exit', ...)`,
+        `worker ${heal.crashed} exited after GET /crash and no new worker joined within ${HEAL_TIMEOUT_MS / 1000} s: replace a worker that dies unexpectedly, with cluster.on('exit', ...) (task 4)`,
       );
       assert(
         heal.workers.length <= POOL_WORKERS,
-        `${heal.workers.length} workers after one crash (${heal.workers.join(', ')}), expected WORKERS=${POOL_WORKERS}: is the crashed worker replaced twice, once when it starts draining and again when it exits?`,
+        `${heal.workers.length} workers after one crash (${heal.workers.join(', ')}), expected WORKERS=${POOL_WORKERS}: is the crashed worker replaced twice, once when it starts draining and again when it exits? (task 5)`,
       );
       target(
         `pool of ${POOL_WORKERS} healed ${formatMs(heal.ms)} after GET /crash: worker ${heal.crashed} gone, ${joined.join(', ')} joined (≤ ${HEAL_TIMEOUT_MS / 1000} s)`,
         heal.healed,
-        `the pool was not back to ${POOL_WORKERS} answering workers within ${HEAL_TIMEOUT_MS / 1000} s of GET /crash: fork the replacement as soon as the crashing worker stops accepting, with a short first RESTART_DELAY_MS`,
+        `the pool was not back to ${POOL_WORKERS} answering workers within ${HEAL_TIMEOUT_MS / 1000} s of GET /crash: fork the replacement as soon as the crashing worker stops accepting, with a short first RESTART_DELAY_MS (tasks 5 and 6)`,
       );
     });
   });
 
   describe(`a request in flight at the crash, WORKERS=${DRAIN_WORKERS}`, function () {
     let cluster: ServerProcess;
+    let worker: number;
+    let crash: string;
+    let replacement: Replacement;
+    let outcome: string;
+    let answeredOk: boolean;
 
+    // One crash serves both checks below: the held request shows the drain, and what
+    // answers /light while it is held shows when the replacement started.
     before(async function () {
       cluster = await startTarget({ WORKERS: String(DRAIN_WORKERS) });
+      [worker] = await collectPids(cluster, DRAIN_WORKERS, PID_WAIT_MS, 0);
+      if (worker === undefined) return;
+      const held = await holdRequest(cluster);
+      await sleep(HELD_REQUEST_SETTLE_MS);
+      crash = await sendCrash(cluster);
+      replacement = await watchReplacement(cluster, worker, REPLACEMENT_TIMEOUT_MS);
+      const answer = await held.finish(HELD_REQUEST_TIMEOUT_MS);
+      outcome = 'status' in answer ? `answered ${answer.status} ${answer.body}` : answer.error;
+      answeredOk = 'status' in answer && answer.status === 200;
     });
 
     after(async function () {
       await cluster?.stop();
     });
 
-    it('answers the request it has begun before it exits', async function () {
-      const [worker] = await collectPids(cluster, DRAIN_WORKERS, PID_WAIT_MS, 0);
-      const held = await holdRequest(cluster);
-      await sleep(HELD_REQUEST_SETTLE_MS);
-      const crash = await sendCrash(cluster);
-      const answer = await held.finish(HELD_REQUEST_TIMEOUT_MS);
-      const outcome = 'status' in answer ? `answered ${answer.status} ${answer.body}` : answer.error;
+    it('answers the request it has begun before it exits', function () {
+      assert(worker !== undefined, `no worker answered GET /light within ${PID_WAIT_MS / 1000} s of the cluster's start`);
       note(`GET /light begun on worker ${worker} before GET /crash (${crash}), finished after it: ${outcome}`);
       assert(
-        'status' in answer && answer.status === 200,
+        answeredOk,
         `the request worker ${worker} had begun before it crashed got ${outcome}: the worker exited without answering it, so it dropped requests it had already accepted. ` +
-          `On an uncaught exception, stop accepting with server.close() and exit once the requests in flight are answered (or after DRAIN_TIMEOUT_MS), not at once.`,
+          `On an uncaught exception, stop accepting with server.close() and exit once the requests in flight are answered (or after DRAIN_TIMEOUT_MS), not at once (task 1).`,
+      );
+    });
+
+    it('starts the replacement while the crashed worker still drains', function () {
+      const seconds = REPLACEMENT_TIMEOUT_MS / 1000;
+      const seen = replacement.pid === undefined ? `no other worker answered /light within ${seconds} s` : `worker ${replacement.pid} answered /light ${formatMs(replacement.ms)} after the crash`;
+      note(`while worker ${worker} drained the held request: ${seen}`);
+      assert(
+        replacement.pid !== undefined,
+        `no replacement answered within ${seconds} s of GET /crash while worker ${worker} was draining (it waits for the request the check holds open): ` +
+          `replace a crashing worker when its DRAINING message arrives, with cluster.on('message', ...), not only when it exits (task 5)`,
+      );
+      assert(
+        replacement.crashedAlive,
+        `worker ${replacement.pid} answered only after worker ${worker} had exited: replace a crashing worker when its DRAINING message arrives, with cluster.on('message', ...), not when it exits (task 5)`,
       );
     });
   });
@@ -134,6 +179,7 @@ describe('lesson 3: worker restart and error isolation', function () {
 
     it(`loses no /heavy request to ${CRASH_LOAD.crashes} crashes, one every ${CRASH_LOAD.crashIntervalMs} ms`, async function () {
       const clustered = await loadWithCrashes(cluster, CRASH_LOAD);
+      serial.exitExpected = true;
       const alone = await loadWithCrashes(serial, CRASH_LOAD);
       note(`the lesson-1 server, same treatment: ${alone.load.errors} of ${alone.load.requests} /heavy failed (one process stops answering at its first crash)`);
       note(`the ${CRASH_LOAD.crashes} /crash requests to your cluster: ${clustered.crashAnswers.join(', ')}`);
@@ -141,7 +187,7 @@ describe('lesson 3: worker restart and error isolation', function () {
         `your cluster: ${clustered.load.errors} of ${clustered.load.requests} /heavy failed, ${perCrash(clustered.load.errors, CRASH_LOAD.crashes)} per crash (target 0)`,
         clustered.load.errors === 0,
         `${clustered.load.errors} /heavy requests failed while workers crashed (${JSON.stringify(clustered.load.errorCodes)}): ` +
-          `a crashing worker dropped requests it had already accepted. Stop accepting with server.close() and exit once those are answered (or after DRAIN_TIMEOUT_MS), not at once.`,
+          `a crashing worker dropped requests it had already accepted. Stop accepting with server.close() and exit once those are answered (or after DRAIN_TIMEOUT_MS), not at once (task 1).`,
       );
     });
   });
@@ -158,17 +204,29 @@ describe('lesson 3: worker restart and error isolation', function () {
         file: targetFile(),
         env: { HEAVY_ROUNDS: String(heavyRounds()), WORKERS: String(BOOT_WORKERS), CRASH_AT_BOOT: '1' },
       });
+      booting.exitExpected = true;
       const started = performance.now();
       const forked = new Set<number>();
+      const forkedAfterGivingUp: number[] = [];
+      let givingUpSeen = false;
       while (!booting.exitInfo && performance.now() - started < BOOT_EXIT_TIMEOUT_MS && forked.size <= MAX_BOOT_FORKS) {
-        for (const pid of booting.workerPids()) forked.add(pid);
+        // The output is read before the process table: a worker new to this table is
+        // forked after that read, so after the line if the line was already there.
+        const printedBefore = givingUpSeen;
+        givingUpSeen ||= findGivingUp(booting) !== undefined;
+        for (const pid of booting.workerPids()) {
+          if (forked.has(pid)) continue;
+          forked.add(pid);
+          if (printedBefore) forkedAfterGivingUp.push(pid);
+        }
         await sleep(SAMPLE_INTERVAL_MS);
       }
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       const exit = booting.exitInfo;
-      const givingUp = `${booting.stdout}\n${booting.stderr}`.split('\n').find((line) => /giving up/i.test(line));
-      note(`${forked.size} workers forked in ${seconds} s; ${exit ? `the primary exited with code ${exit.code}` : 'the primary is still running'}`);
+      const givingUp = findGivingUp(booting);
+      note(`${forked.size} workers forked in ${seconds} s; ${exit ? `the primary ${describeExit(exit)}` : 'the primary is still running'}`);
       if (givingUp) note(`it printed: ${givingUp.trim()}`);
+      if (forkedAfterGivingUp.length > 0) note(`forked after that line: ${forkedAfterGivingUp.join(', ')}`);
 
       if (!exit) {
         assert(forked.size > 0, `the primary forked no worker in ${seconds} s: fork config.workers workers with cluster.fork()`);
@@ -176,12 +234,17 @@ describe('lesson 3: worker restart and error isolation', function () {
         assert(!listening, `with CRASH_AT_BOOT=1 your workers started and listen on port ${booting.port}: keep the lines at the top of startServer() that throw when CRASH_AT_BOOT is set`);
         const how = forked.size > MAX_BOOT_FORKS ? `forked ${forked.size} workers in ${seconds} s and was still forking` : `was still running after ${seconds} s, having forked ${forked.size} workers`;
         assert.fail(
-          `the primary ${how}: it restarts workers that crash at boot forever. Count deaths in a sliding window and give up once DEATH_LIMIT have died within DEATH_WINDOW_MS.`,
+          `the primary ${how}: it restarts workers that crash at boot forever. Count deaths in a sliding window and give up once DEATH_LIMIT have died within DEATH_WINDOW_MS (task 7).`,
         );
       }
-      assert(exit.code !== 0, `the primary exited with code ${exit.code ?? exit.signal} after ${seconds} s, expected a non-zero code so whatever runs it knows it failed: set process.exitCode = 1`);
-      assert(givingUp, `the primary exited with code ${exit.code} but printed no line containing "giving up": say why it stops, e.g. "primary 123 giving up: 5 workers died within 10 s"`);
-      target(`${forked.size} workers forked ≤ ${MAX_BOOT_FORKS}, primary exited with code ${exit.code} after ${seconds} s ≤ ${BOOT_EXIT_TIMEOUT_MS / 1000} s`, forked.size <= MAX_BOOT_FORKS, 'the primary forked too many workers before it gave up: lower DEATH_LIMIT');
+      assert(exit.code !== 0, `the primary ${describeExit(exit)} after ${seconds} s, expected a non-zero code so whatever runs it knows it failed: set process.exitCode = 1 (task 7)`);
+      assert(givingUp, `the primary ${describeExit(exit)} but printed no line containing "giving up": say why it stops, e.g. "primary 123 giving up: 5 workers died within 10 s" (task 7)`);
+      assert(
+        forkedAfterGivingUp.length === 0,
+        `the primary forked ${plural(forkedAfterGivingUp.length, 'worker')} (${forkedAfterGivingUp.join(', ')}) after it printed "giving up": a restart it had scheduled still ran. ` +
+          `When you give up, clearTimeout every pending restart before you stop the workers, so that nothing forks any more (task 7)`,
+      );
+      target(`${forked.size} workers forked ≤ ${MAX_BOOT_FORKS}, none after "giving up"; the primary ${describeExit(exit)} after ${seconds} s ≤ ${BOOT_EXIT_TIMEOUT_MS / 1000} s`, forked.size <= MAX_BOOT_FORKS, 'the primary forked too many workers before it gave up: lower DEATH_LIMIT (task 7)');
     });
   });
 
@@ -189,7 +252,8 @@ describe('lesson 3: worker restart and error isolation', function () {
     let cluster: ServerProcess;
 
     before(async function () {
-      cluster = await startTarget({ WORKERS: String(POOL_WORKERS) });
+      const busyRounds = Math.ceil((heavyRounds() * BUSY_HEAVY_MS) / TARGET_HEAVY_MS);
+      cluster = await startTarget({ WORKERS: String(POOL_WORKERS), HEAVY_ROUNDS: String(busyRounds) });
       await collectPids(cluster, POOL_WORKERS, PID_WAIT_MS, 0);
     });
 
@@ -197,35 +261,69 @@ describe('lesson 3: worker restart and error isolation', function () {
       await cluster?.stop();
     });
 
-    it(`ends every process of the cluster within ${STOP_TIMEOUT_MS / 1000} s, forking none`, async function () {
+    it(`ends every worker, then the primary with code 0, within ${STOP_TIMEOUT_MS / 1000} s, forking none`, async function () {
+      const workers = new Set(cluster.workerPids());
       const running = new Set(cluster.groupPids());
       const forkedAfter = new Set<number>();
+      const outlived = new Set<number>();
+      // Whatever becomes of this request is no concern here: it only keeps a worker busy.
+      get(cluster.url('/heavy'), STOP_TIMEOUT_MS + BUSY_HEAVY_MS).catch(() => undefined);
+      await sleep(BUSY_SETTLE_MS);
+      cluster.exitExpected = true;
       cluster.signal('SIGTERM');
       const started = performance.now();
       let left = cluster.groupPids();
       while (left.length > 0 && performance.now() - started < STOP_TIMEOUT_MS) {
         for (const pid of cluster.workerPids()) if (!running.has(pid)) forkedAfter.add(pid);
+        if (!left.includes(cluster.pid)) for (const pid of left) if (workers.has(pid)) outlived.add(pid);
         await sleep(SAMPLE_INTERVAL_MS);
         left = cluster.groupPids();
       }
       const elapsed = formatMs(performance.now() - started);
       // The group can be gone a moment before the primary's exit event arrives here.
       const exit = left.length === 0 ? await Promise.race([cluster.exited, sleep(EXIT_EVENT_WAIT_MS).then(() => null)]) : cluster.exitInfo;
-      note(`the primary ${exit ? `exited with code ${exit.code ?? exit.signal}` : 'is still running'}`);
+      const last = exit && outlived.size === 0 ? ', after its workers' : '';
+      note(`one worker busy with a ${BUSY_HEAVY_MS / 1000} s /heavy at SIGTERM; the primary ${exit ? describeExit(exit) : 'is still running'}${last}`);
+      if (outlived.size > 0) note(`still running after the primary had gone: ${[...outlived].join(', ')}`);
 
       assert(
         forkedAfter.size === 0,
-        `the primary forked ${forkedAfter.size} workers after SIGTERM (${[...forkedAfter].join(', ')}): keep a record of the workers you stop on purpose and do not replace them (worker.exitedAfterDisconnect is false after worker.kill())`,
+        `the primary forked ${forkedAfter.size} workers after SIGTERM (${[...forkedAfter].join(', ')}): keep a record of the workers you stop on purpose and do not replace them (worker.exitedAfterDisconnect is false after worker.kill()) (task 8)`,
+      );
+      assert(
+        !exit?.signal,
+        `the primary was killed by ${exit?.signal}: handle SIGTERM and SIGINT with process.on('SIGTERM', ...), stop the workers with worker.kill(), then exit 0 (task 8)`,
       );
       const primaryLeft = left.includes(cluster.pid) ? ' (the primary among them)' : '';
       target(
         `${left.length} of ${running.size} processes left ${elapsed} after SIGTERM (target: none within ${STOP_TIMEOUT_MS / 1000} s)`,
         left.length === 0,
-        `pids ${left.join(', ')}${primaryLeft} still running ${STOP_TIMEOUT_MS / 1000} s after SIGTERM to the primary: stop every worker with worker.kill(), and SIGKILL any still running after STOP_TIMEOUT_MS (does a worker ignore SIGTERM?)`,
+        `pids ${left.join(', ')}${primaryLeft} still running ${STOP_TIMEOUT_MS / 1000} s after SIGTERM to the primary: stop every worker with worker.kill(), and SIGKILL any still running after STOP_TIMEOUT_MS (does a worker ignore SIGTERM?) (task 8)`,
+      );
+      assert(
+        outlived.size === 0,
+        `the primary exited before its workers: ${plural(outlived.size, 'worker')} (${[...outlived].join(', ')}) still running after it had gone. ` +
+          `Stop every worker with worker.kill() and let the primary exit once the last has exited, not at once: a worker stuck in a long task would outlive it (task 8)`,
+      );
+      assert(
+        exit?.code === 0,
+        `the primary ${exit ? describeExit(exit) : 'left no exit code'} after SIGTERM, expected code 0: a stop that was asked for is no failure. Leave process.exitCode at 0 when you stop on SIGTERM (task 8)`,
       );
     });
   });
 });
+
+function findGivingUp(server: ServerProcess): string | undefined {
+  return `${server.stdout}\n${server.stderr}`.split('\n').find((line) => /giving up/i.test(line));
+}
+
+function describeExit(exit: ExitInfo): string {
+  return exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
 
 function perCrash(errors: number, crashes: number): string {
   return (errors / crashes).toFixed(errors % crashes === 0 ? 0 : 1);

@@ -9,6 +9,9 @@ import { HOST, type ServerProcess } from './server-process.ts';
 const SAMPLE_INTERVAL_MS = 50;
 const PROBE_TIMEOUT_MS = 1_000;
 const CRASH_ANSWER_TIMEOUT_MS = 2_000;
+// A /light that reaches the primary just as the crashed worker stops accepting can be
+// reset or left unanswered, so watchReplacement gives up on one soon and asks again.
+const REPLACEMENT_PROBE_TIMEOUT_MS = 500;
 
 export interface Heal {
   // The first of the original workers to exit.
@@ -38,6 +41,29 @@ export async function watchHeal(cluster: ServerProcess, original: number[], time
     if (pid === undefined) await sleep(SAMPLE_INTERVAL_MS);
   }
   return { crashed, workers, answered, healed: false, ms: performance.now() - started };
+}
+
+export interface Replacement {
+  // The first worker other than the crashed one to answer /light, if any did in time.
+  pid?: number;
+  ms: number;
+  // Whether the crashed worker was still running when that worker answered.
+  crashedAlive: boolean;
+}
+
+// Polls /light after a /crash until a worker other than `crashed` answers, or timeoutMs
+// passes. While `crashed` drains it accepts nothing, so any answer is a replacement's.
+export async function watchReplacement(cluster: ServerProcess, crashed: number, timeoutMs: number): Promise<Replacement> {
+  const started = performance.now();
+  const elapsed = () => performance.now() - started;
+  while (elapsed() < timeoutMs && !cluster.exitInfo) {
+    const probeMs = Math.max(1, Math.min(REPLACEMENT_PROBE_TIMEOUT_MS, timeoutMs - elapsed()));
+    const answer = await get(cluster.url('/light'), probeMs).catch(() => undefined);
+    const pid = answer && pidOf(answer);
+    if (pid !== undefined && pid !== crashed) return { pid, ms: elapsed(), crashedAlive: cluster.workerPids().includes(crashed) };
+    await sleep(SAMPLE_INTERVAL_MS);
+  }
+  return { ms: elapsed(), crashedAlive: cluster.workerPids().includes(crashed) };
 }
 
 // How a GET /crash ended: the status it was answered with, or 'no answer'.

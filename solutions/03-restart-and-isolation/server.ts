@@ -31,9 +31,11 @@ const STOP_TIMEOUT_MS = 3_000;
 const DRAINING = 'draining';
 
 // Workers the primary stops itself: their exit is no accident and needs no replacement.
+// worker.exitedAfterDisconnect cannot tell them apart: it stays false after worker.kill().
 const stoppedOnPurpose = new WeakSet<Worker>();
 // Workers whose replacement was started when they began to drain.
 const replaced = new WeakSet<Worker>();
+// Restarts waiting out their backoff. Stopping cancels them, or they would fork after it.
 const pendingForks = new Set<NodeJS.Timeout>();
 const deathTimes: number[] = [];
 let lastDeathAt = -Infinity;
@@ -58,15 +60,11 @@ if (cluster.isPrimary) {
       console.log(`primary ${process.pid} ready: ${config.workers} workers at http://${config.host}:${config.port}`);
     }
   });
-  // TODO: Replace a worker that dies unexpectedly, and only then. Use cluster.on('exit', ...)
-  // and keep your own record of the workers you stop on purpose: worker.exitedAfterDisconnect
-  // is false after worker.kill().
+  // TODO (4): Replace a worker that dies unexpectedly, not one you stop yourself. Use cluster.on('exit', ...).
   cluster.on('exit', handleWorkerExit);
-  // TODO: Start the replacement as soon as a crashing worker stops accepting, not when it
-  // exits. Listen for its DRAINING message with cluster.on('message', ...).
+  // TODO (5): Start the replacement when a worker says DRAINING, not when it exits. Use cluster.on('message', ...).
   cluster.on('message', handleWorkerMessage);
-  // TODO: On SIGTERM or SIGINT, stop restarting and stop every worker; SIGKILL any still
-  // running after STOP_TIMEOUT_MS. Use process.on('SIGTERM', ...) and worker.kill().
+  // TODO (8): On SIGTERM or SIGINT, stop every worker, then exit with code 0. Use process.on('SIGTERM', ...), worker.kill().
   process.on('SIGTERM', () => stopCluster(0));
   process.on('SIGINT', () => stopCluster(0));
 } else {
@@ -90,18 +88,14 @@ function replaceWorker(worker: Worker): void {
   replaced.add(worker);
   if (stopping) return;
   const now = Date.now();
-  // TODO: Give up when workers keep dying: once DEATH_LIMIT have died within DEATH_WINDOW_MS,
-  // stop the workers and exit with code 1 after printing one line that says "giving up"
-  // and why. Keep the times of recent deaths in an array; set process.exitCode.
+  // TODO (7): Give up after DEATH_LIMIT deaths within DEATH_WINDOW_MS: print "giving up", exit 1, fork no more. Use clearTimeout.
   if (isCrashLoop(now)) {
     const seconds = DEATH_WINDOW_MS / 1000;
     console.error(`primary ${process.pid} giving up: ${DEATH_LIMIT} workers died within ${seconds} s, faster than restarts can help (do they crash at boot?)`);
     stopCluster(1);
     return;
   }
-  // TODO: Wait before each restart: RESTART_DELAY_MS, doubled for each death that follows
-  // until the pool has gone STABLE_UPTIME_MS without one, never more than
-  // MAX_RESTART_DELAY_MS. Use setTimeout, and keep the timer so SIGTERM can cancel it.
+  // TODO (6): Wait before each restart, doubling the wait after each death. Use setTimeout, and keep the timer.
   const delayMs = nextRestartDelayMs(now);
   console.log(`replacing worker ${worker.process.pid} in ${delayMs} ms`);
   const timer = setTimeout(() => {
@@ -152,20 +146,15 @@ function startServer(): void {
   if (process.env.CRASH_AT_BOOT === '1') {
     throw new Error(`CRASH_AT_BOOT=1: worker ${process.pid} crashed at boot`);
   }
-  // TODO: Answer the request that hit a bug with a 500, so the drain need not wait for a
-  // response that will never come. Run each request in an AsyncLocalStorage's run(res, ...)
-  // and read its getStore() when the exception arrives.
+  // TODO (2): Answer the request that hit the bug with a 500. Use an AsyncLocalStorage: run(res, ...), getStore().
   const server = http.createServer((req, res) => currentResponse.run(res, () => handleRequest(req, res)));
-  // TODO: On an uncaught exception, log it, stop accepting connections, tell the primary, and
-  // exit with code 1 once the requests in flight are answered, or after DRAIN_TIMEOUT_MS.
-  // Use process.on('uncaughtException', ...), server.close() and cluster.worker.send(DRAINING).
+  // TODO (1): On an uncaught exception, drain, send DRAINING, then exit 1. Use process.on('uncaughtException', ...), server.close().
   process.on('uncaughtException', (error) => drainAndExit(server, error));
   server.listen(config.port, config.host);
 }
 
 function handleRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-  // TODO: While draining, close each connection once it is answered, or a keep-alive
-  // client holds the drain open. Use res.setHeader('connection', 'close').
+  // TODO (3): While draining, close each connection once it is answered. Use res.setHeader('connection', 'close').
   if (draining) res.setHeader('connection', 'close');
   if (req.url === '/heavy') {
     sendJson(res, 200, { pid: process.pid, result: computeHeavy(config.heavyRounds) });
