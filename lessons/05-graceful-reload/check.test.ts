@@ -1,0 +1,350 @@
+// Lesson 5 checks. They verify that:
+// - two SIGHUPs to the primary, under a steady /heavy load of 10 clients that open a new
+//   connection for each request, replace every worker and fail no request
+// - the same with 10 keep-alive clients, whose connections stay open across requests, so
+//   that a draining worker has requests queued on connections it has not read yet
+// - a reload whose new workers crash at boot (the file named by CRASH_AT_BOOT_FILE exists)
+//   stops at the first of them, forks no more, says "reload stopped", and leaves the old
+//   workers answering; once the file is gone, the next SIGHUP replaces every worker
+// - SIGTERM while a slow /heavy is in flight: that request is answered 200, and so is a
+//   request sent after the SIGTERM over a keep-alive connection the worker already had;
+//   then new connections are refused, the primary exits with code 0, and no process of
+//   the cluster is left
+//
+// Workers are counted from the process table (ServerProcess.workerPids), never from what
+// a server prints. Every load and every wait is bounded, so that a server that never
+// finishes a reload or never exits fails the check instead of hanging it. A failure names
+// the task of the lesson's README (and the starter's numbered TODO) that it points to.
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { assert } from 'chai';
+import { heavyRounds, TARGET_HEAVY_MS } from '../../scripts/lib/calibrate.ts';
+import { collectPids, startTarget } from '../../scripts/lib/checks.ts';
+import { get, pidOf, type HttpAnswer } from '../../scripts/lib/http.ts';
+import { canConnect } from '../../scripts/lib/ports.ts';
+import { classifyFailures, describeFailureKinds, exitedTogether, loadWithReloads, reloadAndWatch, type Reload, type ReloadLoad } from '../../scripts/lib/reloads.ts';
+import { formatMs, note, target } from '../../scripts/lib/report.ts';
+import { HOST, type ServerProcess } from '../../scripts/lib/server-process.ts';
+
+const RELOAD_WORKERS = 2;
+const PID_WAIT_MS = 5_000;
+const EXTRA_PID_SAMPLES = 6;
+const RELOAD_LOAD = {
+  reloads: 2,
+  concurrency: 10,
+  seconds: 9,
+  warmupMs: 300,
+  reloadTimeoutMs: 12_000,
+  requestTimeoutMs: 5_000,
+  maxRequests: 20_000,
+};
+// Longer than lesson 3's STOP_TIMEOUT_MS (3 s), which SIGKILLs workers that have not
+// exited by then, and well within the solution's DRAIN_TIMEOUT_MS (10 s).
+const SLOW_HEAVY_MS = 3_500;
+const SLOW_WORKERS = 1;
+const SLOW_ANSWER_TIMEOUT_MS = 15_000;
+// Time for the worker to read the slow request and start on it before SIGTERM, and for
+// the primary to act on SIGTERM before the keep-alive request goes out.
+const IN_FLIGHT_SETTLE_MS = 300;
+const SIGNAL_SETTLE_MS = 200;
+const REFUSE_WAIT_MS = 2_000;
+const STOP_WAIT_MS = 5_000;
+const EXIT_EVENT_WAIT_MS = 500;
+const POLL_INTERVAL_MS = 50;
+const CRASH_WORKERS = 2;
+const FAILED_RELOAD_TIMEOUT_MS = 10_000;
+// How long the check watches for more forks once the first new worker has crashed: longer
+// than a restart delay plus a fork.
+const QUIET_AFTER_CRASH_MS = 1_000;
+
+describe('lesson 5: graceful shutdown and rolling reload', function () {
+  for (const keepAlive of [false, true]) {
+    const clients = keepAlive ? 'keep-alive clients' : 'a new connection per request';
+    describe(`${RELOAD_LOAD.reloads} SIGHUPs under a steady /heavy load, ${clients}, WORKERS=${RELOAD_WORKERS}`, function () {
+      let cluster: ServerProcess;
+
+      before(async function () {
+        cluster = await startTarget({ WORKERS: String(RELOAD_WORKERS) });
+        await collectPids(cluster, RELOAD_WORKERS, PID_WAIT_MS, 0);
+      });
+
+      after(async function () {
+        await cluster?.stop();
+      });
+
+      it('replaces every worker and fails no request', async function () {
+        const run = await loadWithReloads(cluster, { ...RELOAD_LOAD, keepAlive });
+        for (const [index, reload] of run.reloads.entries()) note(`reload ${index + 1}: ${describeReload(reload)}`);
+        if (run.tailSeconds < 0) note(`the load ended ${(-run.tailSeconds).toFixed(1)} s before the last reload did (a busy machine?)`);
+
+        assertPrimarySurvived(cluster);
+        assertReplaced(run.reloads);
+        const kinds = classifyFailures(run.failures);
+        target(
+          `${run.load.errors} of ${run.load.requests} /heavy failed across ${run.reloads.length} reloads${run.load.errors ? ` (${describeFailureKinds(kinds)})` : ''} (target 0)`,
+          run.load.errors === 0,
+          explainDrops(run, keepAlive),
+        );
+      });
+    });
+  }
+
+  describe(`a reload whose new workers crash at boot, WORKERS=${CRASH_WORKERS}`, function () {
+    const marker = path.join(os.tmpdir(), `course-crash-at-boot-${process.pid}-${Date.now()}`);
+    let cluster: ServerProcess;
+    let original: number[];
+
+    before(async function () {
+      cluster = await startTarget({ WORKERS: String(CRASH_WORKERS), CRASH_AT_BOOT_FILE: marker });
+      original = [...(await collectPids(cluster, CRASH_WORKERS, PID_WAIT_MS, 0))];
+    });
+
+    after(async function () {
+      fs.rmSync(marker, { force: true });
+      await cluster?.stop();
+    });
+
+    it('stops at the first new worker that crashes, and the old workers still answer', async function () {
+      fs.writeFileSync(marker, 'Workers that start while this file exists crash at boot (lesson 5 check).\n');
+      cluster.signal('SIGHUP');
+      const trial = await watchFailedReload(cluster, original);
+      note(`CRASH_AT_BOOT_FILE created, then SIGHUP: new workers forked: ${trial.forked.join(', ') || 'none'}; crashed: ${trial.crashed.join(', ') || 'none'}`);
+      assertPrimarySurvived(cluster);
+      const answering = [...(await collectPids(cluster, CRASH_WORKERS, PID_WAIT_MS, EXTRA_PID_SAMPLES).catch(() => new Set<number>()))];
+      const stopped = `${cluster.stdout}\n${cluster.stderr}`.split('\n').find((line) => /reload stopped/i.test(line));
+      if (stopped) note(`it printed: ${stopped.trim()}`);
+      note(`answering afterwards: ${answering.join(', ') || 'no worker'} (old workers: ${original.join(', ')})`);
+
+      assert(trial.forked.length > 0, `the primary forked no new worker within ${FAILED_RELOAD_TIMEOUT_MS / 1000} s of SIGHUP: reload on SIGHUP, with process.on('SIGHUP', ...) (task 6)`);
+      assert(
+        trial.crashed.length > 0,
+        `new worker ${trial.forked.join(', ')} did not crash at boot though ${marker} existed: keep the lines at the top of startServer() that read CRASH_AT_BOOT_FILE`,
+      );
+      const lost = original.filter((pid) => !answering.includes(pid));
+      assert(
+        lost.length === 0,
+        `old worker ${lost.join(', ')} no longer answers after a new worker crashed at boot: retire an old worker only once its replacement is ready, and keep the old ones serving when a reload stops (tasks 5 and 7)`,
+      );
+      assert(
+        trial.forked.length === 1,
+        `the primary forked ${trial.forked.length} new workers after SIGHUP (${trial.forked.join(', ')}), though the first crashed at boot: a reload must stop at the first new worker that fails. ` +
+          `Is the lesson-3 restart replacing it? Keep the workers a reload is trying out in a WeakSet, and don't restart those (task 7).`,
+      );
+      target(
+        `reload stopped after 1 crashed new worker, old workers ${original.join(', ')} still answering, "reload stopped" printed`,
+        stopped !== undefined,
+        `the reload stopped, but the primary printed no line containing "reload stopped": say that it stopped and why, e.g. "primary 123 reload stopped: new worker 456 exited with code 1 before it was ready" (task 7)`,
+      );
+    });
+
+    it('reloads every worker on the next SIGHUP, once new workers can start', async function () {
+      fs.rmSync(marker, { force: true });
+      const reload = await reloadAndWatch(cluster, RELOAD_LOAD.reloadTimeoutMs);
+      note(`CRASH_AT_BOOT_FILE removed, then SIGHUP: ${describeReload(reload)}`);
+      assertPrimarySurvived(cluster);
+      const replacedLine = reload.done
+        ? `workers ${reload.before.join(', ')} replaced by ${reload.after.join(', ')} in ${formatMs(reload.ms)}`
+        : `${reload.goneAtMs.size} of ${reload.before.length} workers replaced in ${formatMs(reload.ms)}`;
+      target(
+        `${replacedLine} (target: all within ${RELOAD_LOAD.reloadTimeoutMs / 1000} s)`,
+        reload.done,
+        `the SIGHUP after a stopped reload replaced ${reload.goneAtMs.size} of ${reload.before.length} workers within ${RELOAD_LOAD.reloadTimeoutMs / 1000} s: ` +
+          `does the primary still think the stopped reload is running? Clear your "reloading" flag however a reload ends (task 8).`,
+      );
+    });
+  });
+
+  describe(`SIGTERM with a slow /heavy in flight, WORKERS=${SLOW_WORKERS}`, function () {
+    const slowRounds = Math.round((heavyRounds() * SLOW_HEAVY_MS) / TARGET_HEAVY_MS);
+    const slowSeconds = (SLOW_HEAVY_MS / 1000).toFixed(1);
+    let cluster: ServerProcess;
+
+    before(async function () {
+      cluster = await startTarget({ WORKERS: String(SLOW_WORKERS), HEAVY_ROUNDS: String(slowRounds) });
+    });
+
+    after(async function () {
+      await cluster?.stop();
+    });
+
+    it('answers the requests it has, then refuses new connections and exits 0', async function () {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        const worker = pidOf(await get(cluster.url('/light'), SLOW_ANSWER_TIMEOUT_MS, agent));
+        const slow = settle(get(cluster.url('/heavy'), SLOW_ANSWER_TIMEOUT_MS));
+        await sleep(IN_FLIGHT_SETTLE_MS);
+        const running = cluster.groupPids();
+        cluster.exitExpected = true;
+        cluster.signal('SIGTERM');
+        const signalled = performance.now();
+        await sleep(SIGNAL_SETTLE_MS);
+        const queued = settle(get(cluster.url('/light'), SLOW_ANSWER_TIMEOUT_MS, agent));
+        const [slowOutcome, queuedOutcome] = await Promise.all([slow, queued]);
+        const answeredMs = performance.now() - signalled;
+        const refusedAfterMs = await waitUntilRefused(cluster.port, REFUSE_WAIT_MS);
+        const refused = refusedAfterMs !== undefined;
+        const gone = await cluster.waitForGroupGone(STOP_WAIT_MS);
+        const elapsed = formatMs(performance.now() - signalled);
+        // The group can be gone a moment before the primary's exit event arrives here.
+        const exit = gone ? await Promise.race([cluster.exited, sleep(EXIT_EVENT_WAIT_MS).then(() => null)]) : cluster.exitInfo;
+        const left = gone ? [] : cluster.groupPids();
+
+        note(`GET /heavy (about ${slowSeconds} s of CPU) in flight on worker ${worker} at SIGTERM: ${describeOutcome(slowOutcome)}`);
+        note(`GET /light sent ${SIGNAL_SETTLE_MS} ms after SIGTERM over the keep-alive connection to worker ${worker}: ${describeOutcome(queuedOutcome)}`);
+        const connections = refused ? `refused ${formatMs(refusedAfterMs)} after both requests ended` : `still accepted ${REFUSE_WAIT_MS / 1000} s after both requests ended`;
+        note(`new connections ${connections}; the primary ${exit ? `exited with code ${exit.code ?? exit.signal}` : 'is still running'}`);
+
+        assert(
+          isOk(slowOutcome),
+          `the /heavy in flight when SIGTERM came got ${describeOutcome(slowOutcome)} after ${formatMs(answeredMs)}: the worker was stopped before it answered. ` +
+            `On SIGTERM, drain every worker with retireWorker(): SHUTDOWN, let it finish what it has, and SIGKILL it only after DRAIN_TIMEOUT_MS, longer than your slowest request (tasks 4 and 9).`,
+        );
+        assert(
+          isOk(queuedOutcome),
+          `the request sent after SIGTERM over the keep-alive connection the worker already had got ${describeOutcome(queuedOutcome)}: the worker closed that connection with the request on it unread. ` +
+            `http's server.close() (which worker.kill() and worker.disconnect() call in the worker) closes every connection that looks idle at once, and to a worker busy with /heavy one whose request it has not read yet looks idle. ` +
+            `Stop accepting with net.Server.prototype.close.call(server, ...), answer with Connection: close, and close idle connections only after KEEP_ALIVE_GRACE_MS (task 2).`,
+        );
+        assert(
+          refused,
+          `a new connection was still accepted ${REFUSE_WAIT_MS / 1000} s after the requests in flight at SIGTERM were answered: on SIGTERM every worker must stop accepting, and the primary must fork no new ones (task 9)`,
+        );
+        assert(
+          !exit || exit.code === 0,
+          `the primary ${exit?.signal ? `was killed by ${exit.signal}` : `exited with code ${exit?.code}`} after SIGTERM, expected code 0 once every worker has drained: handle SIGTERM with process.on('SIGTERM', ...) and let the primary exit by itself once its workers have (task 9)`,
+        );
+        target(
+          `${left.length} of ${running.length} processes left ${elapsed} after SIGTERM, primary exit code ${exit ? (exit.code ?? exit.signal) : 'none'} (target: none left, code 0)`,
+          gone && exit?.code === 0,
+          `pids ${left.join(', ')}${left.includes(cluster.pid) ? ' (the primary among them)' : ''} still running ${formatMs(STOP_WAIT_MS)} after the requests were answered: ` +
+            `does a worker keep an idle keep-alive connection open? Close idle connections after KEEP_ALIVE_GRACE_MS with server.closeIdleConnections() (task 2), and SIGKILL a worker still running after DRAIN_TIMEOUT_MS (task 4).`,
+        );
+      } finally {
+        agent.destroy();
+      }
+    });
+  });
+});
+
+function assertPrimarySurvived(cluster: ServerProcess): void {
+  const exit = cluster.exitInfo;
+  if (!exit) return;
+  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+  const why = exit.signal === 'SIGHUP' ? ": SIGHUP ends a process that does not handle it. Handle it with process.on('SIGHUP', ...) (task 6)" : '';
+  assert.fail(`the primary (pid ${cluster.pid}) ${how} during a reload, and its workers with it${why}`);
+}
+
+function assertReplaced(reloads: Reload[]): void {
+  for (const [index, reload] of reloads.entries()) {
+    if (reload.done) continue;
+    const left = reload.before.filter((pid) => !reload.goneAtMs.has(pid));
+    if (reload.goneAtMs.size === 0) {
+      assert.fail(`SIGHUP ${index + 1} replaced no worker within ${RELOAD_LOAD.reloadTimeoutMs / 1000} s (workers ${reload.before.join(', ')} still running): on SIGHUP, replace the workers one at a time (task 6)`);
+    }
+    assert(
+      left.length === 0,
+      `after SIGHUP ${index + 1}, old workers ${left.join(', ')} were still running ${RELOAD_LOAD.reloadTimeoutMs / 1000} s later: a reload must replace every worker that was running when SIGHUP came, and retireWorker() must wait for each to exit (tasks 4 and 6)`,
+    );
+    assert.fail(
+      `after SIGHUP ${index + 1}, ${reload.after.length} workers were running (${reload.after.join(', ') || 'none'}), expected WORKERS=${reload.before.length}: fork one new worker for each old one you retire (task 6)`,
+    );
+  }
+}
+
+function describeReload(reload: Reload): string {
+  const gone = [...reload.goneAtMs.entries()].map(([pid, ms]) => `${pid} at ${formatMs(ms)}`).join(', ');
+  if (!reload.done) return `workers ${reload.before.join(', ')}; after ${formatMs(reload.ms)}: ${reload.after.join(', ') || 'none'}${gone ? ` (gone: ${gone})` : ''}`;
+  return `workers ${reload.before.join(', ')} → ${reload.after.join(', ')} in ${formatMs(reload.ms)} (old ones gone at ${[...reload.goneAtMs.values()].map(formatMs).join(', ')})`;
+}
+
+// Why requests failed across the reloads, from how they failed and how the workers went.
+function explainDrops(run: ReloadLoad, keepAlive: boolean): string {
+  const kinds = classifyFailures(run.failures);
+  const reasons: string[] = [];
+  const together = run.reloads.map(exitedTogether).find((pids) => pids.length > 0);
+  if (together) {
+    reasons.push(`Old workers ${together.join(' and ')} exited at the same moment: a reload must replace them one at a time (task 6).`);
+  }
+  if (kinds.refused > 0) {
+    reasons.push(
+      `${kinds.refused} connections were refused: for a moment no worker was listening. Retire an old worker only once its replacement has emitted 'listening' (not just 'online') and stayed up for STABILITY_WINDOW_MS (task 5).`,
+    );
+  }
+  if (kinds.cutOff > 0 && keepAlive) {
+    reasons.push(
+      `${kinds.cutOff} requests were cut off on keep-alive connections: a draining worker closed connections whose next request it had not read yet. ` +
+        `http's server.close() does that to every connection that looks idle, at once: stop accepting with net.Server.prototype.close.call(server, ...) instead, answer with Connection: close, and close idle connections only after KEEP_ALIVE_GRACE_MS (task 2).`,
+    );
+  } else if (kinds.cutOff > 0) {
+    reasons.push(
+      `${kinds.cutOff} requests were cut off: a worker exited, or was killed, with requests on its connections. Drain first: stop accepting, answer what the worker has, and exit once its connections have closed (tasks 1 and 4).`,
+    );
+  }
+  if (kinds.timedOut > 0) {
+    reasons.push(
+      `${kinds.timedOut} requests got no answer within ${RELOAD_LOAD.requestTimeoutMs / 1000} s: a connection the primary was handing to a worker as it stopped accepting is stranded if that worker exits with process.exit(). ` +
+        `Leave with cluster.worker.disconnect(), which waits for the primary, so that the worker hands such a connection back first (task 3).`,
+    );
+  }
+  const sample = run.failures[0] ? ` The first said: ${run.failures[0]}.` : '';
+  return `${run.load.errors} of ${run.load.requests} /heavy requests were dropped across ${run.reloads.length} reloads.${sample} ${reasons.join(' ')}`.trim();
+}
+
+interface FailedReload {
+  forked: number[];
+  crashed: number[];
+}
+
+// Watches the process table after a SIGHUP whose new workers crash at boot: which workers
+// the primary forks, and which of those exit. Ends QUIET_AFTER_CRASH_MS after the first
+// crash, or after FAILED_RELOAD_TIMEOUT_MS.
+async function watchFailedReload(cluster: ServerProcess, original: number[]): Promise<FailedReload> {
+  const forked = new Set<number>();
+  const crashed = new Set<number>();
+  const started = performance.now();
+  let firstCrashAt: number | undefined;
+  while (performance.now() - started < FAILED_RELOAD_TIMEOUT_MS && !cluster.exitInfo) {
+    if (firstCrashAt !== undefined && performance.now() - firstCrashAt >= QUIET_AFTER_CRASH_MS) break;
+    const workers = cluster.workerPids();
+    for (const pid of workers) if (!original.includes(pid)) forked.add(pid);
+    for (const pid of forked) {
+      if (workers.includes(pid) || crashed.has(pid)) continue;
+      crashed.add(pid);
+      firstCrashAt ??= performance.now();
+    }
+    await sleep(POLL_INTERVAL_MS);
+  }
+  return { forked: [...forked], crashed: [...crashed] };
+}
+
+type Outcome = { answer: HttpAnswer } | { error: string };
+
+function settle(request: Promise<HttpAnswer>): Promise<Outcome> {
+  return request.then(
+    (answer) => ({ answer }),
+    (error: Error) => ({ error: error.message }),
+  );
+}
+
+function isOk(outcome: Outcome): boolean {
+  return 'answer' in outcome && outcome.answer.status === 200;
+}
+
+function describeOutcome(outcome: Outcome): string {
+  if ('error' in outcome) return outcome.error;
+  return `answered ${outcome.answer.status} after ${formatMs(outcome.answer.ms)}`;
+}
+
+// Resolves to the ms it took until a connection to `port` was refused, or to undefined if
+// one was still accepted after `timeoutMs`.
+async function waitUntilRefused(port: number, timeoutMs: number): Promise<number | undefined> {
+  const started = performance.now();
+  while (performance.now() - started < timeoutMs) {
+    if (!(await canConnect(HOST, port))) return performance.now() - started;
+    await sleep(POLL_INTERVAL_MS);
+  }
+  return undefined;
+}
