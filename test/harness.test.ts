@@ -36,14 +36,18 @@ describe('the harness', function () {
   describe('startServer and stop', function () {
     it('ends a cluster that ignores SIGTERM with SIGKILL and names its pids', async function () {
       const server = await startServer({ file: IGNORES_SIGTERM, env: { WORKERS: '2' } });
-      await collectPids(server, 2, 5_000, 0);
-      // tsx may also run an esbuild service in the group, which SIGTERM ends: only the
-      // primary and its workers are expected to hold out.
-      const cluster = [server.pid, ...server.workerPids()];
-      assert(cluster.length === 3, `expected the primary and 2 workers, found pids ${cluster.join(', ')}`);
-      const killed = await server.stop(SHORT_GRACE_MS);
-      assert(cluster.every((pid) => killed.includes(pid)), `expected pids ${cluster.join(', ')} to need SIGKILL, got ${killed.join(', ')}`);
-      assert(!isGroupAlive(server.pid), `group ${server.pid} still has processes`);
+      try {
+        await collectPids(server, 2, 5_000, 0);
+        // tsx may also run an esbuild service in the group, which SIGTERM ends: only the
+        // primary and its workers are expected to hold out.
+        const cluster = [server.pid, ...server.workerPids()];
+        assert(cluster.length === 3, `expected the primary and 2 workers, found pids ${cluster.join(', ')}`);
+        const killed = await server.stop(SHORT_GRACE_MS);
+        assert(cluster.every((pid) => killed.includes(pid)), `expected pids ${cluster.join(', ')} to need SIGKILL, got ${killed.join(', ')}`);
+        assert(!isGroupAlive(server.pid), `group ${server.pid} still has processes`);
+      } finally {
+        server.killSync();
+      }
     });
 
     it('leaves no process of a cluster after a graceful stop', async function () {
