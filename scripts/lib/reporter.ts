@@ -22,7 +22,11 @@ export class CourseReporter extends Mocha.reporters.Base {
       failed += 1;
       printResult('✘', describeRunnable(test));
       console.log(indent(messageOf(error), '      '));
-      for (const server of takeUnexpectedExits()) console.log(indent(describeExit(server), '      '));
+      // A check that already named the server's pid in its verdict has said what happened.
+      const said = messageOf(error);
+      for (const server of takeUnexpectedExits()) {
+        if (!said.includes(`pid ${server.pid}`)) console.log(indent(describeExit(server), '      '));
+      }
     });
     runner.on(EVENT_TEST_PENDING, (test) => printResult('–', `${test.title} (skipped)`));
     runner.on(EVENT_RUN_END, () => {
