@@ -89,6 +89,18 @@ describe('the commands', function () {
       assert(result.output.includes('npm run solution lesson-1 -- --force'), result.output);
     });
 
+    it('runs only the checks --only names, and never marks a lesson done from them', async function () {
+      fs.copyFileSync(file(SOLUTION_1), file(LESSON_1));
+      const some = await runScript('scripts/check.ts', ['lesson-1', '--only', '404'], { cwd: scratch, timeoutMs: RUN_TIMEOUT_MS });
+      assert(some.code === 0, `exit code ${some.code}: ${some.output}`);
+      assert(some.output.includes('✔ answers 404') && !some.output.includes('/light wait'), `not only the 404 check ran: ${some.output}`);
+      assert(some.output.includes('Those checks pass. The whole lesson: npm run check lesson-1'), some.output);
+      const progress = fs.existsSync(file('progress.txt')) ? fs.readFileSync(file('progress.txt'), 'utf8') : '';
+      assert(!progress.includes('01-blocking-server'), `a partial run marked lesson 1 done:\n${progress}`);
+      const none = await run('check', ['lesson-1', '--only', 'no such check']);
+      assert(none.code === 2 && none.output.includes('No check of lesson 1 has "no such check" in its title.'), `exit code ${none.code}: ${none.output}`);
+    });
+
     it('marks lesson 1 done when its check passes on the learner file', async function () {
       fs.copyFileSync(file(SOLUTION_1), file(LESSON_1));
       const result = await runScript('scripts/check.ts', [], { cwd: scratch, timeoutMs: RUN_TIMEOUT_MS });

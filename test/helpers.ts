@@ -14,10 +14,10 @@ export interface CommandRun {
 
 const COMMAND_TIMEOUT_MS = 100_000;
 
-export function runScript(script: string, args: string[], options: { timeoutMs?: number; cwd?: string; input?: string } = {}): Promise<CommandRun> {
+export function runScript(script: string, args: string[], options: { timeoutMs?: number; cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CommandRun> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const child = spawnScript(script, args, options.cwd);
+    const child = spawnScript(script, args, options.cwd, options.env);
     child.stdin.end(options.input ?? '');
     const timer = setTimeout(() => child.kill('SIGINT'), options.timeoutMs ?? COMMAND_TIMEOUT_MS);
     child.on('close', (code) => {
@@ -29,8 +29,8 @@ export function runScript(script: string, args: string[], options: { timeoutMs?:
 
 type ScriptProcess = ChildProcessByStdio<Writable, Readable, Readable> & { output: () => string };
 
-export function spawnScript(script: string, args: string[], cwd = REPO_ROOT): ScriptProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(cwd, script), ...args], { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+export function spawnScript(script: string, args: string[], cwd = REPO_ROOT, env?: NodeJS.ProcessEnv): ScriptProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(cwd, script), ...args], { cwd, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk));

@@ -9,8 +9,10 @@ import { get, pidOf, samplePids } from './http.ts';
 import { runLoad, type LoadSummary } from './load.ts';
 
 export const TARGET_FILE_ENV = 'COURSE_TARGET_FILE';
+export const SKIP_TYPECHECK_ENV = 'COURSE_SKIP_TYPECHECK';
 const WARMUP_REQUESTS = 20;
 const POLL_INTERVAL_MS = 50;
+const SETTLED_MS = 1_000;
 
 // The learner's file, or the solution with --solution (set by scripts/check.ts).
 export function targetFile(): string {
@@ -43,17 +45,27 @@ export async function measureThroughput(server: ServerProcess, requests: number,
   return runLoad({ url, requests, concurrency });
 }
 
-// Distinct pids answering /light over fresh connections. Polls until `expected`
-// have answered or `timeoutMs` passes, then samples `extra` more requests to catch
-// any process beyond them.
+// Distinct pids answering /light over fresh connections. Polls until `expected` have
+// answered or `timeoutMs` passes, then samples `extra` more requests to catch any
+// process beyond them. A server running fewer processes ends the wait early: once each
+// of its workers (from the process table) has answered and none has come or gone for
+// SETTLED_MS, waiting longer would not bring another.
 export async function collectPids(server: ServerProcess, expected: number, timeoutMs: number, extra: number): Promise<Set<number>> {
   const pids = new Set<number>();
   const deadline = Date.now() + timeoutMs;
+  let workers = '';
+  let settledSince = Date.now();
+  let lookedAt = 0;
   while (pids.size < expected && Date.now() < deadline) {
     const answer = await get(server.url('/light')).catch(() => undefined);
     const pid = answer && pidOf(answer);
     if (pid !== undefined) pids.add(pid);
     else await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+    if (Date.now() - lookedAt < POLL_INTERVAL_MS) continue;
+    lookedAt = Date.now();
+    const running = server.workerPids();
+    if (running.join() !== workers) [workers, settledSince] = [running.join(), Date.now()];
+    if (pids.size > 0 && running.every((worker) => pids.has(worker)) && Date.now() - settledSince >= SETTLED_MS) break;
   }
   for (const pid of await samplePids(server.url('/light'), extra)) pids.add(pid);
   return pids;

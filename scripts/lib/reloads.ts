@@ -5,6 +5,9 @@ import { runLoad, type LoadSummary } from './load.ts';
 import type { ServerProcess } from './server-process.ts';
 
 const SAMPLE_INTERVAL_MS = 50;
+// A primary that handles SIGHUP forks or stops a worker at once; one that has done
+// neither by then is not reloading, and waiting out the whole timeout tells nothing more.
+export const FIRST_CHANGE_TIMEOUT_MS = 3_000;
 
 export interface Reload {
   // The primary's workers when SIGHUP was sent, and when the reload ended or timed out.
@@ -18,7 +21,8 @@ export interface Reload {
 }
 
 // Sends SIGHUP and watches the process table until every worker running at the time has
-// been replaced by a new one, the primary exits, or `timeoutMs` passes.
+// been replaced by a new one, the primary exits, or `timeoutMs` passes (FIRST_CHANGE_TIMEOUT_MS
+// if no worker has come or gone by then).
 export async function reloadAndWatch(server: ServerProcess, timeoutMs: number): Promise<Reload> {
   const before = server.workerPids();
   const goneAtMs = new Map<number, number>();
@@ -26,9 +30,12 @@ export async function reloadAndWatch(server: ServerProcess, timeoutMs: number): 
   server.signal('SIGHUP');
   let after = before;
   let done = false;
+  let changed = false;
   while (!done && performance.now() - started < timeoutMs && !server.exitInfo) {
+    if (!changed && performance.now() - started > FIRST_CHANGE_TIMEOUT_MS) break;
     await sleep(SAMPLE_INTERVAL_MS);
     after = server.workerPids();
+    changed ||= after.some((pid) => !before.includes(pid)) || after.length < before.length;
     for (const pid of before) {
       if (!after.includes(pid) && !goneAtMs.has(pid)) goneAtMs.set(pid, performance.now() - started);
     }

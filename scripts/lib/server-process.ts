@@ -4,6 +4,7 @@
 // The server runs as `node --import tsx FILE` in a process group of its own, so a
 // cluster's workers can be found and ended with the primary by the group id.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { REPO_ROOT, relativeToRepo } from './paths.ts';
 import { canConnect, findFreePort, waitForPort } from './ports.ts';
@@ -28,11 +29,20 @@ export const HOST = '127.0.0.1';
 // to every interface, not to HOST.
 const OTHER_LOOPBACK = '127.0.0.2';
 const LISTEN_TIMEOUT_MS = 8_000;
+// A server not yet listening whose processes have all sat idle this long is waiting on
+// nothing, and one whose primary has kept a core busy this long is stuck in a loop:
+// neither will listen. Booting (tsx, forking workers) does neither for that long.
+const IDLE_VERDICT_MS = 2_000;
+const BUSY_VERDICT_MS = 4_000;
+const BUSY_SHARE = 0.9;
+const BUSY_CPU_PERCENT = 80;
+const START_POLL_MS = 250;
+// Linux counts CPU time in /proc in these, whatever the kernel's own tick rate.
+const TICKS_PER_SECOND = 100;
 const STOP_GRACE_MS = 3_000;
 const KILL_WAIT_MS = 2_000;
 const POLL_INTERVAL_MS = 25;
 const OUTPUT_LIMIT_CHARS = 64_000;
-const BUSY_CPU_PERCENT = 80;
 
 // Kept on globalThis: a check file and the command that runs it may reach this module
 // through different loaders, which would give each its own copy.
@@ -169,7 +179,11 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
   const server = await launchServer(options);
   const port = server.port;
   const timeoutMs = options.listenTimeoutMs ?? LISTEN_TIMEOUT_MS;
-  const listening = await waitForPort(HOST, port, timeoutMs, server.exited);
+  const watching = new AbortController();
+  let state: StartState = 'slow';
+  const stuck = watchStart(server.pid, watching.signal).then((seen) => (state = seen));
+  const listening = await waitForPort(HOST, port, timeoutMs, Promise.race([server.exited, stuck]));
+  watching.abort();
   if (listening && process.platform === 'linux' && (await canConnect(OTHER_LOOPBACK, port))) {
     await server.stop();
     throw new VerdictError(
@@ -178,28 +192,75 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
   }
   if (listening) return server;
   const exit = server.exitInfo;
-  const busy = !exit && cpuPercent(server.pid) >= BUSY_CPU_PERCENT;
+  // On a crowded machine the primary may get less than BUSY_SHARE of a core while it spins.
+  if (state === 'slow' && !exit && cpuPercent(server.pid) >= BUSY_CPU_PERCENT) state = 'busy';
   await server.stop();
-  throw new VerdictError(describeStartFailure(server, exit, timeoutMs, busy));
+  throw new VerdictError(describeStartFailure(server, exit, timeoutMs, state));
 }
 
-function describeStartFailure(server: ServerProcess, exit: ExitInfo | null, timeoutMs: number, busy: boolean): string {
+function describeStartFailure(server: ServerProcess, exit: ExitInfo | null, timeoutMs: number, state: StartState): string {
   const file = relativeToRepo(server.file);
   if (exit) {
     const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
     return `${file} ${how} before listening on port ${server.port}.${quoteOutput('Its stderr', server.stderr)}`;
   }
-  const seconds = timeoutMs / 1000;
-  const why = busy
-    ? ' It kept the CPU busy the whole time: does something at start loop forever or block the event loop?'
-    : ' Does it listen on config.port (the PORT variable), not on a fixed port?';
-  return `${file} did not listen on ${HOST}:${server.port} within ${seconds} s.${why}${quoteOutput('It printed', server.stdout)}`;
+  const when = {
+    idle: `: it sat idle for ${IDLE_VERDICT_MS / 1000} s without listening`,
+    busy: ': it kept the CPU busy the whole time',
+    slow: ` within ${timeoutMs / 1000} s`,
+  }[state];
+  const why =
+    state === 'busy'
+      ? ' Does something at start loop forever or block the event loop?'
+      : ' Does it listen on config.port (the PORT variable), not on a fixed port?';
+  return `${file} did not listen on ${HOST}:${server.port}${when}.${why}${quoteOutput('It printed', server.stdout)}`;
 }
 
 function quoteOutput(label: string, text: string): string {
   const lines = text.trim().split('\n').filter(Boolean).slice(-12);
   if (lines.length === 0) return '';
   return `\n${label}:\n${lines.map((line) => `  | ${line}`).join('\n')}`;
+}
+
+type StartState = 'idle' | 'busy' | 'slow';
+
+// Watches a starting server's CPU time in /proc until it shows 'idle' (no process of the
+// group used any for IDLE_VERDICT_MS) or 'busy' (the primary used a whole core for
+// BUSY_VERDICT_MS). Where there is no /proc it resolves never, and the listen timeout decides.
+async function watchStart(pgid: number, signal: AbortSignal): Promise<StartState> {
+  const never = new Promise<never>(() => {});
+  if (!fs.existsSync('/proc/self/stat')) return never;
+  let groupTicks = -1;
+  let quietSince = Date.now();
+  const primary: { at: number; ticks: number }[] = [];
+  while (!signal.aborted) {
+    const now = Date.now();
+    const ticks = listLiveProcesses(pgid).reduce((sum, entry) => sum + cpuTicks(entry.pid), 0);
+    if (ticks !== groupTicks) [groupTicks, quietSince] = [ticks, now];
+    else if (now - quietSince >= IDLE_VERDICT_MS) return 'idle';
+    primary.push({ at: now, ticks: cpuTicks(pgid) });
+    const since = primary.find((sample) => now - sample.at <= BUSY_VERDICT_MS)!;
+    const usedMs = ((primary.at(-1)!.ticks - since.ticks) / TICKS_PER_SECOND) * 1000;
+    if (now - since.at >= BUSY_VERDICT_MS - START_POLL_MS && usedMs >= BUSY_SHARE * (now - since.at)) return 'busy';
+    await sleep(START_POLL_MS);
+  }
+  return never;
+}
+
+// User and system CPU time of a process so far, in clock ticks (fields 14 and 15 of
+// /proc/PID/stat, counted after the command name, which may contain spaces).
+function cpuTicks(pid: number): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0;
+  }
+}
+
+function cpuPercent(pid: number): number {
+  const ps = spawnSync('ps', ['-o', '%cpu=', '-p', String(pid)], { encoding: 'utf8' });
+  return Number(ps.stdout.trim()) || 0;
 }
 
 function signalGroup(pgid: number, signal: NodeJS.Signals): void {
@@ -239,10 +300,6 @@ function listLiveProcesses(pgid: number): ProcessEntry[] {
   return entries;
 }
 
-function cpuPercent(pid: number): number {
-  const ps = spawnSync('ps', ['-o', '%cpu=', '-p', String(pid)], { encoding: 'utf8' });
-  return Number(ps.stdout.trim()) || 0;
-}
 
 // The servers that exited on their own since the last call. A check that failed
 // reports them: "connection refused" alone hides that the server crashed.
