@@ -33,6 +33,9 @@ const LISTEN_TIMEOUT_MS = 8_000;
 // nothing, and one whose primary has kept a core busy this long is stuck in a loop:
 // neither will listen. Booting (tsx, forking workers) does neither for that long.
 const IDLE_VERDICT_MS = 2_000;
+// Workers of a server not yet listening that have started and exited: they crash at boot,
+// and something forks them again.
+const CRASH_LOOP_EXITS = 3;
 const BUSY_VERDICT_MS = 4_000;
 const BUSY_SHARE = 0.9;
 const BUSY_CPU_PERCENT = 80;
@@ -43,6 +46,7 @@ const STOP_GRACE_MS = 3_000;
 const KILL_WAIT_MS = 2_000;
 const POLL_INTERVAL_MS = 25;
 const OUTPUT_LIMIT_CHARS = 64_000;
+const QUOTED_LINES = 12;
 
 // Kept on globalThis: a check file and the command that runs it may reach this module
 // through different loaders, which would give each its own copy.
@@ -206,9 +210,11 @@ function describeStartFailure(server: ServerProcess, exit: ExitInfo | null, time
   }
   const when = {
     idle: `: it sat idle for ${IDLE_VERDICT_MS / 1000} s without listening`,
+    crashing: `: ${CRASH_LOOP_EXITS} of its workers started and exited, and new ones keep coming`,
     busy: ': it kept the CPU busy the whole time',
     slow: ` within ${timeoutMs / 1000} s`,
   }[state];
+  if (state === 'crashing') return `${file} did not listen on ${HOST}:${server.port}${when}: they crash at boot.${quoteOutput('The first one\'s stderr', server.stderr, 'first')}`;
   const why =
     state === 'busy'
       ? ' Does something at start loop forever or block the event loop?'
@@ -216,26 +222,37 @@ function describeStartFailure(server: ServerProcess, exit: ExitInfo | null, time
   return `${file} did not listen on ${HOST}:${server.port}${when}.${why}${quoteOutput('It printed', server.stdout)}`;
 }
 
-function quoteOutput(label: string, text: string): string {
-  const lines = text.trim().split('\n').filter(Boolean).slice(-12);
+function quoteOutput(label: string, text: string, end: 'first' | 'last' = 'last'): string {
+  const all = text.trim().split('\n').filter(Boolean);
+  const lines = end === 'first' ? all.slice(0, QUOTED_LINES) : all.slice(-QUOTED_LINES);
   if (lines.length === 0) return '';
   return `\n${label}:\n${lines.map((line) => `  | ${line}`).join('\n')}`;
 }
 
-type StartState = 'idle' | 'busy' | 'slow';
+type StartState = 'idle' | 'busy' | 'crashing' | 'slow';
 
-// Watches a starting server's CPU time in /proc until it shows 'idle' (no process of the
-// group used any for IDLE_VERDICT_MS) or 'busy' (the primary used a whole core for
-// BUSY_VERDICT_MS). Where there is no /proc it resolves never, and the listen timeout decides.
+// Watches a starting server until it shows 'crashing' (CRASH_LOOP_EXITS workers started
+// and exited), or, from its CPU time in /proc, 'idle' (no process of the group used any
+// for IDLE_VERDICT_MS) or 'busy' (the primary used a whole core for BUSY_VERDICT_MS).
+// Resolves never if none of these shows: the listen timeout decides.
 async function watchStart(pgid: number, signal: AbortSignal): Promise<StartState> {
   const never = new Promise<never>(() => {});
-  if (!fs.existsSync('/proc/self/stat')) return never;
+  const hasProc = fs.existsSync('/proc/self/stat');
+  const workersSeen = new Set<number>();
   let groupTicks = -1;
   let quietSince = Date.now();
   const primary: { at: number; ticks: number }[] = [];
   while (!signal.aborted) {
     const now = Date.now();
-    const ticks = listLiveProcesses(pgid).reduce((sum, entry) => sum + cpuTicks(entry.pid), 0);
+    const live = listLiveProcesses(pgid);
+    for (const entry of live) if (entry.ppid === pgid && !/esbuild/.test(entry.args)) workersSeen.add(entry.pid);
+    const exited = [...workersSeen].filter((pid) => !live.some((entry) => entry.pid === pid));
+    if (exited.length >= CRASH_LOOP_EXITS) return 'crashing';
+    if (!hasProc) {
+      await sleep(START_POLL_MS);
+      continue;
+    }
+    const ticks = live.reduce((sum, entry) => sum + cpuTicks(entry.pid), 0);
     if (ticks !== groupTicks) [groupTicks, quietSince] = [ticks, now];
     else if (now - quietSince >= IDLE_VERDICT_MS) return 'idle';
     primary.push({ at: now, ticks: cpuTicks(pgid) });
