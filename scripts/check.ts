@@ -59,7 +59,7 @@ async function main(): Promise<number> {
   const rerun = `npm run check ${commandName(lesson)}${flags.length > 0 ? ` -- ${flags.join(' ')}` : ''}`;
   console.log(`${lesson.title}\nChecking ${relativeToRepo(file)}${values.only ? `, only the checks whose title contains "${values.only}"` : ''}`);
 
-  // npm test has typechecked its known-wrong fixtures with tsc already, and sets this.
+  // npm test sets this for the solutions and fixtures its tsc --noEmit has typechecked.
   const typeErrors = process.env[SKIP_TYPECHECK_ENV] ? [] : await typecheck(file);
   if (typeErrors.length > 0) {
     console.log(`\n✘ ${relativeToRepo(file)} does not typecheck:`);
