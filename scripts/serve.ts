@@ -5,7 +5,7 @@ import { learnerFile, resolveLesson, solutionFile } from './lib/lessons.ts';
 import { relativeToRepo } from './lib/paths.ts';
 import { canConnect } from './lib/ports.ts';
 import { heavyRounds, TARGET_HEAVY_MS } from './lib/calibrate.ts';
-import { HOST, startServer } from './lib/server-process.ts';
+import { HOST, howItEnded, startServer } from './lib/server-process.ts';
 
 const USAGE = `Usage: npm run serve <lesson> [-- --solution] [-- --port N]
 
@@ -55,9 +55,8 @@ async function main(): Promise<number> {
   console.log(`Listening on http://${HOST}:${port}. Press Ctrl-C to stop. In another terminal:`);
   console.log(`  npx loadtest -c 10 --rps 100 -n 500 http://localhost:${port}/heavy`);
   const exit = await server.exited;
-  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
   await server.stop();
-  console.log(`\nThe server ${how}.`);
+  console.log(`\nThe server ${howItEnded(exit)}.`);
   return exit.code === 0 ? EXIT_PASS : EXIT_FAIL;
 }
 

@@ -29,7 +29,7 @@ import { holdRequest, loadWithCrashes, sendCrash, watchHeal, watchReplacement, t
 import { get } from '../../scripts/lib/http.ts';
 import { canConnect } from '../../scripts/lib/ports.ts';
 import { formatMs, note, target } from '../../scripts/lib/report.ts';
-import { HOST, launchServer, type ExitInfo, type ServerProcess } from '../../scripts/lib/server-process.ts';
+import { HOST, howItEnded, launchServer, type ServerProcess } from '../../scripts/lib/server-process.ts';
 
 const POOL_WORKERS = 3;
 const PID_WAIT_MS = 5_000;
@@ -224,7 +224,7 @@ describe('lesson 3: worker restart and error isolation', function () {
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       const exit = booting.exitInfo;
       const givingUp = findGivingUp(booting);
-      note(`${forked.size} workers forked in ${seconds} s; ${exit ? `the primary ${describeExit(exit)}` : 'the primary is still running'}`);
+      note(`${forked.size} workers forked in ${seconds} s; ${exit ? `the primary ${howItEnded(exit)}` : 'the primary is still running'}`);
       if (givingUp) note(`it printed: ${givingUp.trim()}`);
       if (forkedAfterGivingUp.length > 0) note(`forked after that line: ${forkedAfterGivingUp.join(', ')}`);
 
@@ -237,14 +237,14 @@ describe('lesson 3: worker restart and error isolation', function () {
           `the primary ${how}: it restarts workers that crash at boot forever. Count deaths in a sliding window and give up once DEATH_LIMIT have died within DEATH_WINDOW_MS (task 7).`,
         );
       }
-      assert(exit.code !== 0, `the primary ${describeExit(exit)} after ${seconds} s, expected a non-zero code so whatever runs it knows it failed: set process.exitCode = 1 (task 7)`);
-      assert(givingUp, `the primary ${describeExit(exit)} but printed no line containing "giving up": say why it stops, e.g. "primary 123 giving up: 5 workers died within 10 s" (task 7)`);
+      assert(exit.code !== 0, `the primary ${howItEnded(exit)} after ${seconds} s, expected a non-zero code so whatever runs it knows it failed: set process.exitCode = 1 (task 7)`);
+      assert(givingUp, `the primary ${howItEnded(exit)} but printed no line containing "giving up": say why it stops, e.g. "primary 123 giving up: 5 workers died within 10 s" (task 7)`);
       assert(
         forkedAfterGivingUp.length === 0,
         `the primary forked ${plural(forkedAfterGivingUp.length, 'worker')} (${forkedAfterGivingUp.join(', ')}) after it printed "giving up": a restart it had scheduled still ran. ` +
           `When you give up, clearTimeout every pending restart before you stop the workers, so that nothing forks any more (task 7)`,
       );
-      target(`${forked.size} workers forked ≤ ${MAX_BOOT_FORKS}, none after "giving up"; the primary ${describeExit(exit)} after ${seconds} s ≤ ${BOOT_EXIT_TIMEOUT_MS / 1000} s`, forked.size <= MAX_BOOT_FORKS, 'the primary forked too many workers before it gave up: lower DEATH_LIMIT (task 7)');
+      target(`${forked.size} workers forked ≤ ${MAX_BOOT_FORKS}, none after "giving up"; the primary ${howItEnded(exit)} after ${seconds} s ≤ ${BOOT_EXIT_TIMEOUT_MS / 1000} s`, forked.size <= MAX_BOOT_FORKS, 'the primary forked too many workers before it gave up: lower DEATH_LIMIT (task 7)');
     });
   });
 
@@ -285,7 +285,7 @@ describe('lesson 3: worker restart and error isolation', function () {
       // The group can be gone a moment before the primary's exit event arrives here.
       const exit = left.length === 0 ? await Promise.race([cluster.exited, sleep(EXIT_EVENT_WAIT_MS).then(() => null)]) : cluster.exitInfo;
       const last = exit && outlived.size === 0 ? ', after its workers' : '';
-      note(`one worker busy with a ${BUSY_HEAVY_MS / 1000} s /heavy at SIGTERM; the primary ${exit ? describeExit(exit) : 'is still running'}${last}`);
+      note(`one worker busy with a ${BUSY_HEAVY_MS / 1000} s /heavy at SIGTERM; the primary ${exit ? howItEnded(exit) : 'is still running'}${last}`);
       if (outlived.size > 0) note(`still running after the primary had gone: ${[...outlived].join(', ')}`);
 
       assert(
@@ -309,7 +309,7 @@ describe('lesson 3: worker restart and error isolation', function () {
       );
       assert(
         exit?.code === 0,
-        `the primary ${exit ? describeExit(exit) : 'left no exit code'} after SIGTERM, expected code 0: a stop that was asked for is no failure. Leave process.exitCode at 0 when you stop on SIGTERM (task 8)`,
+        `the primary ${exit ? howItEnded(exit) : 'left no exit code'} after SIGTERM, expected code 0: a stop that was asked for is no failure. Leave process.exitCode at 0 when you stop on SIGTERM (task 8)`,
       );
     });
   });
@@ -317,10 +317,6 @@ describe('lesson 3: worker restart and error isolation', function () {
 
 function findGivingUp(server: ServerProcess): string | undefined {
   return `${server.stdout}\n${server.stderr}`.split('\n').find((line) => /giving up/i.test(line));
-}
-
-function describeExit(exit: ExitInfo): string {
-  return exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
 }
 
 function plural(count: number, noun: string): string {

@@ -27,7 +27,7 @@ import { get, pidOf, type HttpAnswer } from '../../scripts/lib/http.ts';
 import { canConnect } from '../../scripts/lib/ports.ts';
 import { classifyFailures, describeFailureKinds, exitedTogether, loadWithReloads, reloadAndWatch, type Reload, type ReloadLoad } from '../../scripts/lib/reloads.ts';
 import { formatMs, note, target } from '../../scripts/lib/report.ts';
-import { HOST, type ServerProcess } from '../../scripts/lib/server-process.ts';
+import { HOST, howItEnded, type ServerProcess } from '../../scripts/lib/server-process.ts';
 
 const RELOAD_WORKERS = 2;
 const PID_WAIT_MS = 5_000;
@@ -214,7 +214,7 @@ describe('lesson 5: graceful shutdown and rolling reload', function () {
         );
         assert(
           !exit || exit.code === 0,
-          `the primary ${exit?.signal ? `was killed by ${exit.signal}` : `exited with code ${exit?.code}`} after SIGTERM, expected code 0 once every worker has drained: handle SIGTERM with process.on('SIGTERM', ...) and let the primary exit by itself once its workers have (task 9)`,
+          `the primary ${exit ? howItEnded(exit) : 'left no exit code'} after SIGTERM, expected code 0 once every worker has drained: handle SIGTERM with process.on('SIGTERM', ...) and let the primary exit by itself once its workers have (task 9)`,
         );
         target(
           `${left.length} of ${running.length} processes left ${elapsed} after SIGTERM, primary exit code ${exit ? (exit.code ?? exit.signal) : 'none'} (target: none left, code 0)`,
@@ -232,9 +232,8 @@ describe('lesson 5: graceful shutdown and rolling reload', function () {
 function assertPrimarySurvived(cluster: ServerProcess): void {
   const exit = cluster.exitInfo;
   if (!exit) return;
-  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
   const why = exit.signal === 'SIGHUP' ? ": SIGHUP ends a process that does not handle it. Handle it with process.on('SIGHUP', ...) (task 6)" : '';
-  assert.fail(`the primary (pid ${cluster.pid}) ${how} during a reload, and its workers with it${why}`);
+  assert.fail(`the primary (pid ${cluster.pid}) ${howItEnded(exit)} during a reload, and its workers with it${why}`);
 }
 
 function assertReplaced(reloads: Reload[]): void {

@@ -7,7 +7,7 @@ import type { ServerProcess } from './server-process.ts';
 const SAMPLE_INTERVAL_MS = 50;
 // A primary that handles SIGHUP forks or stops a worker at once; one that has done
 // neither by then is not reloading, and waiting out the whole timeout tells nothing more.
-export const FIRST_CHANGE_TIMEOUT_MS = 3_000;
+const FIRST_CHANGE_TIMEOUT_MS = 3_000;
 
 export interface Reload {
   // The primary's workers when SIGHUP was sent, and when the reload ended or timed out.

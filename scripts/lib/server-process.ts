@@ -113,12 +113,8 @@ export class ServerProcess {
     return listLiveProcesses(this.pid).map((entry) => entry.pid);
   }
 
-  // The primary's workers: its live children in its group. tsx may start an esbuild
-  // service beside them, which is no worker.
   workerPids(): number[] {
-    return listLiveProcesses(this.pid)
-      .filter((entry) => entry.ppid === this.pid && !/esbuild/.test(entry.args))
-      .map((entry) => entry.pid);
+    return workersAmong(listLiveProcesses(this.pid), this.pid);
   }
 
   async waitForGroupGone(timeoutMs: number): Promise<boolean> {
@@ -205,8 +201,7 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
 function describeStartFailure(server: ServerProcess, exit: ExitInfo | null, timeoutMs: number, state: StartState): string {
   const file = relativeToRepo(server.file);
   if (exit) {
-    const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
-    return `${file} ${how} before listening on port ${server.port}.${quoteOutput('Its stderr', server.stderr)}`;
+    return `${file} ${howItEnded(exit)} before listening on port ${server.port}.${quoteOutput('Its stderr', server.stderr)}`;
   }
   const when = {
     idle: `: it sat idle for ${IDLE_VERDICT_MS / 1000} s without listening`,
@@ -245,7 +240,7 @@ async function watchStart(pgid: number, signal: AbortSignal): Promise<StartState
   while (!signal.aborted) {
     const now = Date.now();
     const live = listLiveProcesses(pgid);
-    for (const entry of live) if (entry.ppid === pgid && !/esbuild/.test(entry.args)) workersSeen.add(entry.pid);
+    for (const pid of workersAmong(live, pgid)) workersSeen.add(pid);
     const exited = [...workersSeen].filter((pid) => !live.some((entry) => entry.pid === pid));
     if (exited.length >= CRASH_LOOP_EXITS) return 'crashing';
     if (!hasProc) {
@@ -273,6 +268,12 @@ function cpuTicks(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+// A primary's workers: its live children in its group. tsx may start an esbuild
+// service beside them, which is no worker.
+function workersAmong(entries: ProcessEntry[], primary: number): number[] {
+  return entries.filter((entry) => entry.ppid === primary && !/esbuild/.test(entry.args)).map((entry) => entry.pid);
 }
 
 function cpuPercent(pid: number): number {
@@ -327,9 +328,11 @@ export function takeUnexpectedExits(): ServerProcess[] {
 }
 
 export function describeExit(server: ServerProcess): string {
-  const exit = server.exitInfo!;
-  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
-  return `${relativeToRepo(server.file)} (pid ${server.pid}) ${how} during this check.${quoteOutput('Its stderr', server.stderr)}`;
+  return `${relativeToRepo(server.file)} (pid ${server.pid}) ${howItEnded(server.exitInfo!)} during this check.${quoteOutput('Its stderr', server.stderr)}`;
+}
+
+export function howItEnded(exit: ExitInfo): string {
+  return exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
 }
 
 // Called on Ctrl-C or an unexpected exit of the check itself.
