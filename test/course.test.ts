@@ -2,7 +2,8 @@
 // - the reference solution passes the lesson's checks
 // - the starter fails them
 // - every known-wrong answer in test/fixtures/NN-slug/ fails with the message that
-//   names its mistake (the fixture's "Verdict:" line). A fixture whose mistake only a
+//   names its mistake (the fixture's "Verdict:" line). A fixture is a whole file, or a
+//   diff against the solution (see fixture-diffs.ts). A fixture whose mistake only a
 //   late check can see names that check ("Check:"), and only that one runs: the
 //   solution's run has shown the others pass, and it saves minutes of npm test.
 // Every broken server in test/fixtures/broken/ (syntax and type errors, servers that
@@ -15,16 +16,21 @@ import { heavyRounds } from '../scripts/lib/calibrate.ts';
 import { SKIP_TYPECHECK_ENV } from '../scripts/lib/checks.ts';
 import { commandName, learnerFile, listLessons, starterFile } from '../scripts/lib/lessons.ts';
 import { REPO_ROOT } from '../scripts/lib/paths.ts';
+import { typecheck } from '../scripts/lib/typecheck.ts';
+import { APPLIED_DIR, appliedPath, applyFixtureDiff } from './fixture-diffs.ts';
 import { leftoverProcesses, runScript, type CommandRun } from './helpers.ts';
 
 const FIXTURES_DIR = path.join(REPO_ROOT, 'test', 'fixtures');
 const BROKEN_VERDICT_SECONDS = 15;
-// npm test's tsc --noEmit has typechecked every solution and fixture already; a
-// starter, as a learner's file, and a broken server are typechecked by the check.
+// npm test's tsc --noEmit has typechecked every solution and fixture file already, and
+// before() below the fixtures made from diffs; a starter, as a learner's file, and a
+// broken server are typechecked by the check.
 const TYPECHECKED = { [SKIP_TYPECHECK_ENV]: '1' };
 
 interface Fixture {
+  // What the check runs: the fixture's file, or the one its diff makes.
   file: string;
+  diff?: string;
   mistake: string;
   verdict: string;
   check: string;
@@ -35,12 +41,13 @@ function readFixtures(folder: string): Fixture[] {
   if (!fs.existsSync(dir)) return [];
   return fs
     .readdirSync(dir)
-    .filter((name) => name.endsWith('.ts'))
+    .filter((name) => name.endsWith('.ts') || name.endsWith('.diff'))
     .map((name) => {
-      const file = path.join(dir, name);
-      const text = fs.readFileSync(file, 'utf8');
+      const source = path.join(dir, name);
+      const text = fs.readFileSync(source, 'utf8');
       const field = (label: string) => text.match(new RegExp(`^// ${label}: (.+)$`, 'm'))?.[1] ?? '';
-      return { file, mistake: field('Mistake'), verdict: field('Verdict'), check: field('Check') };
+      const diff = name.endsWith('.diff') ? source : undefined;
+      return { file: diff ? appliedPath(diff) : source, diff, mistake: field('Mistake'), verdict: field('Verdict'), check: field('Check') };
     });
 }
 
@@ -49,12 +56,16 @@ function explain(run: CommandRun): string {
 }
 
 describe('the course', function () {
-  before(function () {
+  before(async function () {
     // Calibrated once for the whole run; every check below inherits it.
     heavyRounds();
+    const diffs = listLessons().flatMap((lesson) => readFixtures(lesson.slug).flatMap((fixture) => fixture.diff ?? []));
+    const typeErrors = await typecheck(...diffs.map(applyFixtureDiff));
+    assert(typeErrors.length === 0, `fixtures made from diffs do not typecheck:\n${typeErrors.join('\n')}`);
   });
 
   after(function () {
+    fs.rmSync(APPLIED_DIR, { recursive: true, force: true });
     const left = leftoverProcesses();
     assert(left.length === 0, `servers left running:\n${left.join('\n')}`);
   });
@@ -83,8 +94,8 @@ describe('the course', function () {
       });
 
       for (const fixture of readFixtures(lesson.slug)) {
-        it(`rejects ${path.basename(fixture.file)}: ${fixture.mistake}`, async function () {
-          assert(fixture.verdict, `${fixture.file} has no "// Verdict:" line`);
+        it(`rejects ${path.basename(fixture.diff ?? fixture.file)}: ${fixture.mistake}`, async function () {
+          assert(fixture.verdict, `${fixture.diff ?? fixture.file} has no "// Verdict:" line`);
           const only = fixture.check ? ['--only', fixture.check] : [];
           const run = await runScript('scripts/check.ts', [name, '--file', fixture.file, ...only], { env: TYPECHECKED });
           assert(run.code === 1, `expected exit code 1: ${explain(run)}`);

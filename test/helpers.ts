@@ -47,10 +47,10 @@ export async function waitFor(read: () => string, pattern: RegExp, timeoutMs: nu
 }
 
 // Processes of the course still running from `root`: servers from lessons, solutions,
-// starters or fixtures, and the course's own commands.
+// starters or fixtures (made from diffs in .fixtures/), and the course's own commands.
 export function leftoverProcesses(root = REPO_ROOT): string[] {
   const ps = spawnSync('ps', ['-A', '-o', 'pid=,args='], { encoding: 'utf8' });
-  const paths = ['lessons/', 'solutions/', 'starters/', 'test/fixtures/', 'scripts/'].map((dir) => path.join(root, dir));
+  const paths = ['lessons/', 'solutions/', 'starters/', 'test/fixtures/', '.fixtures/', 'scripts/'].map((dir) => path.join(root, dir));
   return ps.stdout.split('\n').filter((line) => paths.some((dir) => line.includes(dir)));
 }
 
