@@ -40,9 +40,9 @@ async function main(): Promise<number> {
       const started = performance.now();
       const result = await run('npx', ['mocha']);
       const minutes = ((performance.now() - started) / 60_000).toFixed(1);
-      const summary = result.output.match(/(\d+) passing[\s\S]*?(?:(\d+) failing)?\s*$/);
-      const failing = Number(summary?.[2] ?? 0);
-      console.log(`run ${index}/${runs}: ${result.code === 0 ? 'pass' : 'FAIL'}, ${summary?.[1] ?? '?'} passing, ${failing} failing, ${minutes} min`);
+      const passing = result.output.match(/(\d+) passing/)?.[1] ?? '?';
+      const failing = result.output.match(/(\d+) failing/)?.[1] ?? '0';
+      console.log(`run ${index}/${runs}: ${result.code === 0 ? 'pass' : 'FAIL'}, ${passing} passing, ${failing} failing, ${minutes} min`);
       if (result.code !== 0) failures.push(`run ${index}:\n${failureReport(result.output)}`);
     }
   } finally {
