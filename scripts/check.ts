@@ -8,8 +8,8 @@ import { commandName, learnerFile, resolveLesson, solutionFile, type Lesson } fr
 import { relativeToRepo } from './lib/paths.ts';
 import { typecheck } from './lib/typecheck.ts';
 import { heavyRounds, TARGET_HEAVY_MS } from './lib/calibrate.ts';
-import { SKIP_TYPECHECK_ENV, TARGET_FILE_ENV } from './lib/checks.ts';
-import { CourseReporter } from './lib/reporter.ts';
+import { coreCount, SKIP_TYPECHECK_ENV, TARGET_FILE_ENV } from './lib/checks.ts';
+import { checksNotMeasured, CourseReporter } from './lib/reporter.ts';
 import { readHints } from './lib/hints.ts';
 import { currentLesson, markDone, nextLessonAfter } from './lib/progress.ts';
 
@@ -70,45 +70,78 @@ async function main(): Promise<number> {
   console.log(`HEAVY_ROUNDS=${heavyRounds()}: one /heavy costs about ${TARGET_HEAVY_MS} ms of CPU on this machine`);
 
   process.env[TARGET_FILE_ENV] = file;
-  const passed = (await runChecks(lesson, values.only)) === 0;
+  const run = await runChecks(lesson, values.only);
+  const passed = run.failures.length === 0;
+  const notMeasured = checksNotMeasured();
   const isLearnersFile = !values.solution && !values.file;
   const isWholeLesson = !values.only;
-  if (passed && isLearnersFile && isWholeLesson) markDone(lesson, true);
-  printFooter(lesson, rerun, passed, isLearnersFile, isWholeLesson);
+  if (passed && notMeasured.length === 0 && isLearnersFile && isWholeLesson) markDone(lesson, true);
+  if (!passed) printFailureFooter(lesson, rerun, run.failures);
+  else if (notMeasured.length > 0) printNotMeasuredFooter(lesson, notMeasured, values.solution, isLearnersFile && isWholeLesson);
+  else printPassFooter(lesson, isLearnersFile, isWholeLesson);
   return passed ? EXIT_PASS : EXIT_FAIL;
 }
 
-async function runChecks(lesson: Lesson, only: string | undefined): Promise<number> {
+// Runs the lesson's checks; resolves with the failing checks' messages.
+async function runChecks(lesson: Lesson, only: string | undefined): Promise<{ failures: string[] }> {
   const grep = only === undefined ? undefined : new RegExp(only.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'i');
   const mocha = new Mocha({ reporter: CourseReporter, timeout: CHECK_TIMEOUT_MS, bail: true, grep });
   mocha.addFile(lesson.checkFile);
   await mocha.loadFilesAsync();
+  const failures: string[] = [];
   return new Promise((resolve, reject) => {
-    const runner = mocha.run(resolve);
+    const runner = mocha.run(() => resolve({ failures }));
+    runner.on('fail', (_test, error: unknown) => failures.push(error instanceof Error ? error.message : String(error)));
     if (runner.total > 0) return;
     runner.abort();
     reject(new UsageError(`No check of lesson ${lesson.number} has "${only}" in its title.`));
   });
 }
 
-function printFooter(lesson: Lesson, rerun: string, passed: boolean, isLearnersFile: boolean, isWholeLesson: boolean): void {
-  if (passed && !isWholeLesson) {
+function printPassFooter(lesson: Lesson, isLearnersFile: boolean, isWholeLesson: boolean): void {
+  if (!isWholeLesson) {
     console.log(`\nThose checks pass. The whole lesson: npm run check ${commandName(lesson)}`);
     return;
   }
-  if (passed && !isLearnersFile) {
+  if (!isLearnersFile) {
     console.log(`\nLesson ${lesson.number} passes.`);
     return;
   }
-  if (passed) {
+  const next = nextLessonAfter(lesson);
+  console.log(`\nLesson ${lesson.number} done ✔`);
+  console.log(next ? `Next: ${next.title}. Read lessons/${next.slug}/README.md, then: npm run check ${commandName(next)}` : 'That was the last lesson. Your own numbers: npm run compare -- --learner');
+}
+
+// A check whose target was not measured passed nothing: say so, and how to measure it.
+function printNotMeasuredFooter(lesson: Lesson, titles: string[], solution: boolean, couldMarkDone: boolean): void {
+  const name = commandName(lesson);
+  const checks = titles.length === 1 ? '1 check' : `${titles.length} checks`;
+  const what = `${checks} could not measure ${titles.length === 1 ? 'its target' : 'their targets'} here (the reason is under each)`;
+  console.log(couldMarkDone ? `\nThis run does not mark lesson ${lesson.number} done: ${what}.` : `\nNo check failed, but ${what}.`);
+  if (coreCount() < 2) {
     const next = nextLessonAfter(lesson);
-    console.log(`\nLesson ${lesson.number} done ✔`);
-    console.log(next ? `Next: ${next.title}. Read lessons/${next.slug}/README.md, then: npm run check ${commandName(next)}` : 'That was the last lesson. Your own numbers: npm run compare -- --learner');
+    console.log(`${titles.length === 1 ? 'That target needs' : 'Those targets need'} a machine with 2 or more cores${couldMarkDone ? `: run npm run check ${name} on one to complete the lesson` : ''}.`);
+    if (couldMarkDone && next) console.log(`Meanwhile, go on with ${next.title}: npm run check ${commandName(next)}`);
     return;
   }
+  const flags = solution ? '--solution ' : '';
+  console.log(`Close the programs that keep the CPU busy, then measure ${titles.length === 1 ? 'it' : 'each'} on its own:`);
+  for (const title of titles) console.log(`  npm run check ${name} -- ${flags}--only ${quoteArgument(title)}`);
+  if (couldMarkDone) console.log(`and once ${titles.length === 1 ? 'it passes' : 'they pass'}, the whole lesson to mark it done: npm run check ${name}`);
+}
+
+function printFailureFooter(lesson: Lesson, rerun: string, failures: string[]): void {
   const hints = readHints(lesson).length;
+  // Lessons that number their tasks name the one a verdict points to: "(task 4)".
+  const tasks = [...new Set(failures.flatMap((message) => [...message.matchAll(/\(task (\d+)\)/g)].map((match) => Number(match[1]))))];
+  const hinted = tasks.filter((task) => task >= 1 && task <= hints);
   console.log('');
-  if (hints > 0) console.log(`Stuck? npm run hint ${commandName(lesson)} gives ${hints} hints, one step at a time.`);
+  if (hinted.length > 0) {
+    const commands = hinted.map((task) => `npm run hint ${commandName(lesson)} ${task}`).join(', ');
+    console.log(`Stuck on ${hinted.length === 1 ? 'task' : 'tasks'} ${hinted.join(' and ')}? ${hinted.length === 1 ? 'Its hint' : 'Their hints'}: ${commands}`);
+  } else if (hints > 0) {
+    console.log(`Stuck? npm run hint ${commandName(lesson)} gives ${hints} hints, one step at a time.`);
+  }
   console.log(`Run again: ${rerun}`);
 }
 

@@ -4,6 +4,8 @@
 // - .ci/run runs exactly the README's quickstart
 // - an unknown lesson exits 2 with the list of lessons; a bad flag exits 2 with usage
 // - a pass marks the lesson done; progress, hint and check then move on to the next
+// - a target the check could not measure prints as not measured, never as ✔ or as an
+//   inequality, is counted in the summary, and keeps the lesson from being marked done
 // - reset asks first, then restores the starter byte for byte and clears the mark
 // - solution waits until the lesson is done, unless --force
 // - watch re-runs on a save, restarts a run cut short by a save, and leaves
@@ -13,6 +15,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { assert } from 'chai';
+import { TEST_CORES_ENV } from '../scripts/lib/checks.ts';
 import { REPO_ROOT } from '../scripts/lib/paths.ts';
 import { findFreePort } from '../scripts/lib/ports.ts';
 import { leftoverProcesses, makeScratchCopy, runScript, spawnScript, waitFor } from './helpers.ts';
@@ -21,6 +24,8 @@ const COMMANDS = ['check', 'watch', 'hint', 'progress', 'reset', 'solution', 'se
 const LESSON_1 = path.join('lessons', '01-blocking-server', 'server.ts');
 const STARTER_1 = path.join('starters', '01-blocking-server', 'server.ts');
 const SOLUTION_1 = path.join('solutions', '01-blocking-server', 'server.ts');
+const LESSON_2 = path.join('lessons', '02-basic-cluster', 'server.ts');
+const SOLUTION_2 = path.join('solutions', '02-basic-cluster', 'server.ts');
 const RUN_TIMEOUT_MS = 60_000;
 const CLEANUP_WAIT_MS = 3_000;
 
@@ -114,6 +119,23 @@ describe('the commands', function () {
       assert(progress.output.includes('✔ Lesson 1') && progress.output.includes('▶ Lesson 2'), progress.output);
       const hint = await run('hint');
       assert(hint.output.includes('Lesson 2: A basic cluster') && hint.output.includes('Hint 1 of'), hint.output);
+    });
+
+    it('prints a target it could not measure as not measured, and does not mark the lesson done', async function () {
+      fs.copyFileSync(file(SOLUTION_2), file(LESSON_2));
+      // As on a 1-core machine, where lesson 2's speed targets cannot be measured.
+      const result = await runScript('scripts/check.ts', ['lesson-2'], { cwd: scratch, timeoutMs: RUN_TIMEOUT_MS, env: { [TEST_CORES_ENV]: '1' } });
+      assert(result.code === 0, `exit code ${result.code}, expected 0 (no check failed): ${result.output}`);
+      const title = 'serves /heavy at ≥ 1.4 × the serial throughput';
+      assert(result.output.includes(`  – ${title} (not measured)\n`), `the skipped check is not marked – (not measured): ${result.output}`);
+      assert(!result.output.includes(`✔ ${title}`), `the skipped check printed as a pass: ${result.output}`);
+      assert(/\n {6}throughput \d+ req\/s, serial \d+ req\/s \(.*\n {6}not measured: this machine has 1 core/.test(result.output), `no figures and reason under the skipped check: ${result.output}`);
+      assert(!/req\/s ≥/.test(result.output), `a skipped target printed as an inequality: ${result.output}`);
+      assert(result.output.includes('3 passed, 2 not measured, 0 failed'), `the summary does not count the skipped checks: ${result.output}`);
+      assert(result.output.includes('This run does not mark lesson 2 done: 2 checks could not measure their targets here'), result.output);
+      assert(result.output.includes('Meanwhile, go on with Lesson 3'), `no next lesson to go on with: ${result.output}`);
+      const progress = fs.readFileSync(file('progress.txt'), 'utf8');
+      assert(!progress.includes('02-basic-cluster'), `a run with skipped targets marked lesson 2 done:\n${progress}`);
     });
 
     it('shows the solution once the lesson is done', async function () {

@@ -5,7 +5,9 @@ import { VerdictError } from './errors.ts';
 // Kept on globalThis: the check file and the reporter may reach this module through
 // different loaders (ESM and tsx's CommonJS hook), which would give each its own copy.
 const RECORDED_KEY = Symbol.for('node-cluster-course.recorded-lines');
+const SKIPPED_KEY = Symbol.for('node-cluster-course.skipped-targets');
 const recorded: string[] = ((globalThis as Record<symbol, string[]>)[RECORDED_KEY] ??= []);
+const skipped: string[] = ((globalThis as Record<symbol, string[]>)[SKIPPED_KEY] ??= []);
 
 export function note(line: string): void {
   recorded.push(line);
@@ -18,12 +20,21 @@ export function target(line: string, ok: boolean, mistake: string): void {
   if (!ok) throw new VerdictError(mistake);
 }
 
-export function skipTarget(line: string, reason: string): void {
-  recorded.push(`${line}: skipped, ${reason}`);
+// A target this run could not judge: `figures` are what was measured, stated without
+// the target's inequality (which may not hold), and `reason` says why it does not count.
+// The test then shows as not measured, never as a pass.
+export function skipTarget(figures: string, reason: string): void {
+  recorded.push(figures, `not measured: ${reason}`);
+  skipped.push(reason);
 }
 
 export function takeRecordedLines(): string[] {
   return recorded.splice(0, recorded.length);
+}
+
+// The reasons of the targets skipped since the last call.
+export function takeSkippedTargets(): string[] {
+  return skipped.splice(0, skipped.length);
 }
 
 export function formatRate(rps: number): string {

@@ -1,25 +1,40 @@
-// Mocha reporter for learners: each check as ✔ or ✘ with the figures it measured,
-// a failure as its one-line message (no stack trace), and nothing else.
+// Mocha reporter for learners: each check as ✔ or ✘ with the figures it measured, or
+// as – when a target it has could not be measured here, a failure as its one-line
+// message (no stack trace), and nothing else.
 import Mocha from 'mocha';
-import { takeRecordedLines } from './report.ts';
+import { takeRecordedLines, takeSkippedTargets } from './report.ts';
 import { describeExit, takeUnexpectedExits } from './server-process.ts';
 
 const { EVENT_SUITE_BEGIN, EVENT_TEST_PASS, EVENT_TEST_FAIL, EVENT_TEST_PENDING, EVENT_RUN_END } = Mocha.Runner.constants;
+
+// The titles of the last run's checks that passed with a target not measured.
+const notMeasured: string[] = [];
+
+export function checksNotMeasured(): string[] {
+  return [...notMeasured];
+}
 
 export class CourseReporter extends Mocha.reporters.Base {
   constructor(runner: Mocha.Runner, options?: Mocha.MochaOptions) {
     super(runner, options);
     let passed = 0;
     let failed = 0;
+    notMeasured.length = 0;
     runner.on(EVENT_SUITE_BEGIN, (suite) => {
       if (suite.title) console.log(`\n${suite.title}`);
     });
     runner.on(EVENT_TEST_PASS, (test) => {
-      passed += 1;
-      printResult('✔', test.title);
+      if (takeSkippedTargets().length === 0) {
+        passed += 1;
+        printResult('✔', test.title);
+        return;
+      }
+      notMeasured.push(test.title);
+      printResult('–', `${test.title} (not measured)`);
     });
     runner.on(EVENT_TEST_FAIL, (test, error) => {
       failed += 1;
+      takeSkippedTargets();
       printResult('✘', describeRunnable(test));
       console.log(indent(messageOf(error), '      '));
       // A check that already named the server's pid in its verdict has said what happened.
@@ -31,9 +46,10 @@ export class CourseReporter extends Mocha.reporters.Base {
     runner.on(EVENT_TEST_PENDING, (test) => printResult('–', `${test.title} (skipped)`));
     runner.on(EVENT_RUN_END, () => {
       const total = runner.total;
-      const notRun = Math.max(0, total - passed - failed);
+      const notRun = Math.max(0, total - passed - notMeasured.length - failed);
+      const skipped = notMeasured.length > 0 ? `, ${notMeasured.length} not measured` : '';
       const rest = notRun > 0 ? `, ${notRun} not run yet` : '';
-      console.log(`\n${passed} passed, ${failed} failed${rest}`);
+      console.log(`\n${passed} passed${skipped}, ${failed} failed${rest}`);
     });
   }
 }
