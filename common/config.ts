@@ -11,7 +11,7 @@ export interface ServerConfig {
 const DEFAULT_PORT = 3000;
 // A server with a /crash route never listens on every interface by default.
 const DEFAULT_HOST = '127.0.0.1';
-const DEFAULT_HEAVY_ROUNDS = 15;
+export const DEFAULT_HEAVY_ROUNDS = 15;
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   return {

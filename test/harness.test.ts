@@ -2,8 +2,13 @@
 // - lesson names resolve in every accepted spelling, and an unknown one lists the lessons
 // - a server that ignores SIGTERM, workers included, is ended with SIGKILL and named
 // - a started server's whole process group is gone after stop()
+// - calibration never lands on a HEAVY_ROUNDS a wrong answer could hard-code
 import { assert } from 'chai';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { DEFAULT_HEAVY_ROUNDS } from '../common/config.ts';
+import { chooseRounds, roundsToAvoid, TARGET_HEAVY_MS } from '../scripts/lib/calibrate.ts';
 import { resolveLesson } from '../scripts/lib/lessons.ts';
 import { UsageError } from '../scripts/lib/errors.ts';
 import { REPO_ROOT } from '../scripts/lib/paths.ts';
@@ -55,6 +60,32 @@ describe('the harness', function () {
       const killed = await server.stop();
       assert(killed.length === 0, `pids ${killed.join(', ')} needed SIGKILL`);
       assert(!isGroupAlive(server.pid), `group ${server.pid} still has processes`);
+    });
+  });
+
+  describe('calibration', function () {
+    it('finds the default and every number written in a starter', function () {
+      const root = fs.mkdtempSync(path.join(os.tmpdir(), 'course-starters-'));
+      try {
+        fs.mkdirSync(path.join(root, 'starters', '09-example'), { recursive: true });
+        fs.writeFileSync(path.join(root, 'starters', '09-example', 'server.ts'), 'const LIMIT_MS = 1_500;\n// TODO (3): computeHeavy(42)\n');
+        const avoid = roundsToAvoid(root);
+        const missing = [DEFAULT_HEAVY_ROUNDS, 1500, 3, 42].filter((value) => !avoid.has(value));
+        assert(missing.length === 0, `roundsToAvoid() left out ${missing.join(', ')}; found ${[...avoid].join(', ')}`);
+      } finally {
+        fs.rmSync(root, { recursive: true, force: true });
+      }
+    });
+
+    it('steps up past those values, whatever one round costs', function () {
+      const avoid = roundsToAvoid();
+      assert(avoid.has(DEFAULT_HEAVY_ROUNDS), `the default ${DEFAULT_HEAVY_ROUNDS} is not avoided`);
+      for (let nearest = 1; nearest <= 100; nearest++) {
+        const chosen = chooseRounds(TARGET_HEAVY_MS / nearest, avoid);
+        assert(!avoid.has(chosen), `a round of ${(TARGET_HEAVY_MS / nearest).toFixed(2)} ms calibrated to ${chosen}, a value a wrong answer could hard-code`);
+        const skipped = Array.from({ length: Math.max(0, chosen - nearest) }, (_, index) => nearest + index);
+        assert(chosen >= nearest && skipped.every((value) => avoid.has(value)), `a round of ${(TARGET_HEAVY_MS / nearest).toFixed(2)} ms calibrated to ${chosen}, expected the first allowed value from ${nearest} up`);
+      }
     });
   });
 });
