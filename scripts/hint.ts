@@ -2,13 +2,14 @@
 import { parseCommandLine, runCommand } from './lib/cli.ts';
 import { EXIT_PASS, UsageError } from './lib/errors.ts';
 import { commandName } from './lib/lessons.ts';
-import { readHints } from './lib/hints.ts';
+import { readHints, readHintsSeen, recordHintSeen } from './lib/hints.ts';
 import { lessonOrCurrent } from './lib/progress.ts';
 
 const USAGE = `Usage: npm run hint [lesson] [step] [-- --all]
 
-Shows a lesson's hints one step at a time: the first, then the next when you ask
-for it. Without a lesson, the current one (npm run progress).
+Shows a lesson's hints one step at a time: each run shows the next hint you have
+not seen yet, or the step you name. Without a lesson, the current one (npm run
+progress).
 
 Options:
   --all   show every hint at once
@@ -29,7 +30,8 @@ async function main(): Promise<number> {
   }
   const lesson = lessonOrCurrent(positionals[0]);
   const hints = readHints(lesson);
-  const step = Number(positionals[1] ?? 1);
+  const unseen = Math.min(readHintsSeen(lesson) + 1, hints.length);
+  const step = Number(positionals[1] ?? unseen);
   if (!Number.isInteger(step) || step < 1 || step > hints.length) {
     throw new UsageError(`${lesson.title} has hints 1 to ${hints.length}; there is no hint "${positionals[1]}".`);
   }
@@ -37,7 +39,10 @@ async function main(): Promise<number> {
   console.log(lesson.title);
   for (const number of shown) console.log(`\nHint ${number} of ${hints.length}: ${hints[number - 1]}`);
   const last = shown.at(-1)!;
-  if (last < hints.length) console.log(`\nNext hint: npm run hint ${commandName(lesson)} ${last + 1}`);
+  recordHintSeen(lesson, last);
+  const name = commandName(lesson);
+  if (last < hints.length) console.log(`\nNext hint: npm run hint ${name} ${last + 1}`);
+  else if (!values.all) console.log(`\nThat is the last hint. Every hint at once: npm run hint ${name} -- --all`);
   return EXIT_PASS;
 }
 

@@ -6,6 +6,7 @@
 // - a pass marks the lesson done; progress, hint and check then move on to the next
 // - a target the check could not measure prints as not measured, never as ✔ or as an
 //   inequality, is counted in the summary, and keeps the lesson from being marked done
+// - hint shows the next hint each run; a failing check names the hint for its task
 // - reset asks first, then restores the starter byte for byte and clears the mark
 // - solution waits until the lesson is done, unless --force
 // - watch re-runs on a save, restarts a run cut short by a save, and leaves
@@ -25,6 +26,7 @@ const LESSON_1 = path.join('lessons', '01-blocking-server', 'server.ts');
 const STARTER_1 = path.join('starters', '01-blocking-server', 'server.ts');
 const SOLUTION_1 = path.join('solutions', '01-blocking-server', 'server.ts');
 const LESSON_2 = path.join('lessons', '02-basic-cluster', 'server.ts');
+const STARTER_3 = path.join('starters', '03-restart-and-isolation', 'server.ts');
 const SOLUTION_2 = path.join('solutions', '02-basic-cluster', 'server.ts');
 const RUN_TIMEOUT_MS = 60_000;
 const CLEANUP_WAIT_MS = 3_000;
@@ -156,6 +158,27 @@ describe('the commands', function () {
       assert(fs.readFileSync(file(LESSON_1)).equals(fs.readFileSync(file(STARTER_1))), 'lessons/01 differs from its starter');
       const progress = await run('progress');
       assert(progress.output.includes('▶ Lesson 1'), progress.output);
+    });
+  });
+
+  describe('hints', function () {
+    it('shows the next hint on each run, after the one named last', async function () {
+      const first = await run('hint', ['lesson-3']);
+      assert(first.output.includes('Hint 1 of') && first.output.includes('Next hint: npm run hint lesson-3 2'), first.output);
+      const second = await run('hint', ['lesson-3']);
+      assert(second.output.includes('Hint 2 of') && !second.output.includes('Hint 1 of'), `the second run did not move on to hint 2: ${second.output}`);
+      const named = await run('hint', ['lesson-3', '4']);
+      assert(named.output.includes('Hint 4 of'), named.output);
+      const next = await run('hint', ['lesson-3']);
+      assert(next.output.includes('Hint 5 of') && next.output.includes('Next hint: npm run hint lesson-3 6'), `after hint 4, expected hint 5: ${next.output}`);
+    });
+
+    it('names the hint of the task a failing check points to', async function () {
+      const result = await runScript('scripts/check.ts', ['lesson-3', '--file', STARTER_3], { cwd: scratch, timeoutMs: RUN_TIMEOUT_MS });
+      assert(result.code === 1, `exit code ${result.code}, expected 1: ${result.output}`);
+      const task = result.output.match(/\(task (\d+)\)/)?.[1];
+      assert(task, `the starter's verdict names no "(task N)": ${result.output}`);
+      assert(result.output.includes(`Stuck on task ${task}? Its hint: npm run hint lesson-3 ${task}`), `the footer does not name hint ${task}: ${result.output}`);
     });
   });
 
