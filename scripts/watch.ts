@@ -2,11 +2,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { parseCommandLine, runCommand } from './lib/cli.ts';
+import { parseCommandLine, QUIET_INTERRUPT_ENV, runCommand } from './lib/cli.ts';
 import { EXIT_PASS } from './lib/errors.ts';
 import { commandName, learnerFile, type Lesson } from './lib/lessons.ts';
 import { REPO_ROOT, relativeToRepo } from './lib/paths.ts';
-import { lessonOrCurrent, nextLessonAfter } from './lib/progress.ts';
+import { lessonOrCurrent, nextLessonAfter, readDone } from './lib/progress.ts';
 
 const USAGE = `Usage: npm run watch [lesson] [-- --poll]
 
@@ -42,48 +42,50 @@ async function main(): Promise<number> {
   // The check runs in a process group of its own; on the way out, SIGINT lets it end its servers.
   process.on('exit', () => run && signalRun(run, 'SIGINT'));
   let timer: NodeJS.Timeout | undefined;
-  const onSave = () => {
+  const onSave = (file: string) => {
     clearTimeout(timer);
-    timer = setTimeout(() => {
-      console.log(`\n${relativeToRepo(lesson.dir)} changed: ${run ? 'stopping this run and checking' : 'checking'} again.`);
-      void restart(lesson);
-    }, DEBOUNCE_MS);
+    timer = setTimeout(() => void restart(lesson, file), DEBOUNCE_MS);
   };
   watchLesson(lesson, values.poll, onSave);
   await restart(lesson);
   return new Promise<number>(() => {}); // until Ctrl-C
 }
 
-function watchLesson(lesson: Lesson, poll: boolean, onSave: () => void): void {
+function watchLesson(lesson: Lesson, poll: boolean, onSave: (file: string) => void): void {
   if (!poll) {
     try {
-      fs.watch(lesson.dir, (event, name) => name?.endsWith('.ts') && onSave());
+      fs.watch(lesson.dir, (event, name) => name?.endsWith('.ts') && onSave(path.join(lesson.dir, name)));
       return;
     } catch {
       console.log('Watching the file system failed here; looking for changes every half second instead.');
     }
   }
   fs.watchFile(learnerFile(lesson), { interval: POLL_INTERVAL_MS }, (now, before) => {
-    if (now.mtimeMs !== before.mtimeMs) onSave();
+    if (now.mtimeMs !== before.mtimeMs) onSave(learnerFile(lesson));
   });
 }
 
-async function restart(lesson: Lesson): Promise<void> {
+// Starts a run of the check, after stopping the one still going; `changed` is the
+// saved file that calls for it.
+async function restart(lesson: Lesson, changed?: string): Promise<void> {
   const previous = run;
   run = null;
   if (previous) await stopRun(previous);
   process.stdout.write(process.stdout.isTTY ? CLEAR_SCREEN : '\n');
+  if (changed) console.log(`${relativeToRepo(changed)} changed: ${previous ? 'restarting the check' : 'checking again'}.`);
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'scripts', 'check.ts'), commandName(lesson)], {
     cwd: REPO_ROOT,
     detached: true,
     stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, [QUIET_INTERRUPT_ENV]: '1' },
   });
   run = child;
   child.once('exit', (code, signal) => {
     if (run !== child) return; // replaced by a newer run
     run = null;
     if (signal) return;
-    if (code === 0) printNext(lesson);
+    // A pass with a target not measured leaves the lesson not done, and says so.
+    if (code === 0 && readDone().has(lesson.slug)) printNext(lesson);
     console.log(`\nWatching ${relativeToRepo(lesson.dir)} for saves. Ctrl-C to stop.`);
   });
 }

@@ -9,8 +9,9 @@
 // - hint shows the next hint each run; a failing check names the hint for its task
 // - reset asks first, then restores the starter byte for byte and clears the mark
 // - solution waits until the lesson is done, unless --force
-// - watch re-runs on a save, restarts a run cut short by a save, and leaves
-//   nothing behind after Ctrl-C; so does check, and serve
+// - watch re-runs on a save, restarts a run cut short by a save (one line naming the
+//   file), and leaves nothing behind after Ctrl-C, which prints one line; so does
+//   check, and serve
 // - serve refuses a busy port
 import fs from 'node:fs';
 import net from 'node:net';
@@ -191,12 +192,17 @@ describe('the commands', function () {
         await waitFor(watch.output, /Watching lessons\/01-blocking-server for saves/, RUN_TIMEOUT_MS);
         const runs = watch.output().match(/Checking lessons/g)?.length ?? 0;
         assert(runs === 2, `expected 2 runs (the first cut short by the save), saw ${runs}:\n${watch.output()}`);
+        const restarted = watch.output().match(/^.*changed.*$/gm) ?? [];
+        assert(restarted.join() === 'lessons/01-blocking-server/server.ts changed: restarting the check.', `expected one line saying the save restarted the check, saw ${JSON.stringify(restarted)}:\n${watch.output()}`);
+        assert(!watch.output().includes('Stopped by'), `a save printed a stop by a signal nobody sent:\n${watch.output()}`);
         fs.appendFileSync(file(LESSON_1), '// saved again\n');
         await waitFor(() => watch.output().split('Watching lessons')[1] ?? '', /Checking lessons/, RUN_TIMEOUT_MS);
       } finally {
         watch.kill('SIGINT');
         await new Promise((resolve) => watch.once('close', resolve));
       }
+      const stops = watch.output().match(/Stopped by SIGINT/g)?.length ?? 0;
+      assert(stops === 1, `Ctrl-C printed ${stops} "Stopped by SIGINT" lines, expected 1:\n${watch.output()}`);
     });
   });
 

@@ -4,6 +4,8 @@ import { EXIT_FAIL, EXIT_USAGE, UsageError, VerdictError } from './errors.ts';
 import { killAllServersSync } from './server-process.ts';
 
 const EXIT_INTERRUPTED = 130;
+// Set by npm run watch for the checks it runs: watch says itself why it stops one.
+export const QUIET_INTERRUPT_ENV = 'COURSE_QUIET_INTERRUPT';
 
 export function parseCommandLine<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
   try {
@@ -70,6 +72,6 @@ export function runCommand(usage: string, main: () => Promise<number>): void {
 
 function interrupt(signal: NodeJS.Signals): void {
   killAllServersSync();
-  console.error(`\nStopped by ${signal}; every server this command started has been ended.`);
+  if (!process.env[QUIET_INTERRUPT_ENV]) console.error(`\nStopped by ${signal}; every server this command started has been ended.`);
   process.exit(EXIT_INTERRUPTED);
 }
