@@ -17,6 +17,8 @@ export interface StartOptions {
   listenTimeoutMs?: number;
   // Also copy the server's output to this process's, as it arrives.
   echo?: boolean;
+  // Modules node imports before the file, in the primary and in every worker it forks.
+  imports?: string[];
 }
 
 export interface ExitInfo {
@@ -159,7 +161,8 @@ export class ServerProcess {
 // Starts the server without waiting for it: for checks that watch a server fail to start.
 export async function launchServer(options: StartOptions): Promise<ServerProcess> {
   const port = options.port ?? (await findFreePort(HOST));
-  const child = spawn(process.execPath, ['--import', 'tsx', options.file], {
+  const imports = (options.imports ?? []).flatMap((module) => ['--import', module]);
+  const child = spawn(process.execPath, ['--import', 'tsx', ...imports, options.file], {
     cwd: REPO_ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
