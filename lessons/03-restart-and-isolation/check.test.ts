@@ -5,11 +5,18 @@
 //   by the check across the crash), and only then exits
 // - the replacement answers while the crashing worker still drains that held request:
 //   the primary forks it on the worker's DRAINING message, not on its exit
-// - under a steady /heavy load (10 clients) with a /crash every 400 ms, no /heavy
-//   request fails; the lesson-1 server, given the same treatment, is shown beside it
+// - a poison request retried (a /crash every 400 ms for 8 s, under a steady open-loop
+//   /heavy load, with one worker) takes nothing down: the primary stays up, no /heavy
+//   fails, and the pool is whole within 2 s of the last crash; the lesson-1 server,
+//   given the same treatment, is shown beside it
 // - when every worker crashes at boot (CRASH_AT_BOOT=1), the primary forks a bounded
 //   number of workers, prints a line saying "giving up", forks none after that line,
 //   and exits non-zero within 15 s
+// - a crash loop that begins 13 s after launch (CRASH_AT_BOOT_FILE) is stopped too (the
+//   window slides); the restart delays in it double, and start again below where a
+//   short loop of 3 boot crashes at launch left them (the backoff resets once stable)
+// - workers that listen and then crash with no request running (CRASH_AFTER_LISTEN_MS)
+//   are counted too: the primary gives up on them within 15 s
 // - SIGTERM to the primary, while a worker is busy with a long /heavy, ends every process
 //   of the cluster within 5 s: the primary forks no worker, outlives every worker, and
 //   exits with code 0 (a zombie waiting for init to reap it counts as ended: it has exited)
@@ -21,11 +28,14 @@
 //
 // A failure names the task of the lesson's README (and the starter's numbered TODO) that
 // it points to.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assert } from 'chai';
 import { heavyRounds, TARGET_HEAVY_MS } from '../../scripts/lib/calibrate.ts';
 import { collectPids, referenceFile, startFile, startTarget, targetFile } from '../../scripts/lib/checks.ts';
-import { holdRequest, loadWithCrashes, sendCrash, watchHeal, watchReplacement, type Replacement } from '../../scripts/lib/crashes.ts';
+import { floodWithCrashes, holdRequest, sendCrash, watchHeal, watchReplacement, WorkerLog, type Flood, type Replacement, type WorkerLife } from '../../scripts/lib/crashes.ts';
 import { get } from '../../scripts/lib/http.ts';
 import { canConnect } from '../../scripts/lib/ports.ts';
 import { formatMs, note, target } from '../../scripts/lib/report.ts';
@@ -46,10 +56,11 @@ const HELD_REQUEST_TIMEOUT_MS = 3_000;
 // well before the lesson's DRAIN_TIMEOUT_MS (5 s), or a worker that drains correctly gives
 // up on the held request before the check releases it.
 const REPLACEMENT_TIMEOUT_MS = 3_000;
-// Fewer crashes than workers: however slowly replacements start on a busy machine, one
-// worker is always left listening, so a failed /heavy can only be a dropped request.
-const LOAD_WORKERS = 4;
-const CRASH_LOAD = { crashes: 3, crashIntervalMs: 400, concurrency: 10, seconds: 3, maxRequests: 3_000 };
+// One worker, so that every /crash hits the only one serving: nothing else keeps the port
+// open while it drains and its replacement boots. 30 /heavy a second keep about half a
+// core busy, and a /heavy not answered within 5 s is lost, not merely slow.
+const FLOOD_WORKERS = 1;
+const FLOOD = { crashIntervalMs: 400, floodMs: 8_000, rps: 30, concurrency: 10, tailMs: 1_000, requestTimeoutMs: 5_000, healTimeoutMs: 2_000 };
 // Three workers that crash at boot: the fifth death comes while the restart scheduled for
 // the fourth (800 ms of backoff) is still pending, so a primary that gives up without
 // cancelling it forks once more after its "giving up" line.
@@ -63,6 +74,21 @@ const EXIT_EVENT_WAIT_MS = 500;
 // running alone, where the sampling sees it.
 const BUSY_HEAVY_MS = 1_000;
 const BUSY_SETTLE_MS = 200;
+// The late crash loop starts once the app has been up longer than DEATH_WINDOW_MS (10 s)
+// and the pool has gone longer than STABLE_UPTIME_MS (5 s) without a death.
+const LATE_LOOP_WORKERS = 1;
+const LATE_LOOP_AFTER_MS = 13_000;
+const EARLY_LOOP_DEATHS = 3;
+const EARLY_LOOP_TIMEOUT_MS = 6_000;
+const LATE_LOOP_TIMEOUT_MS = 10_000;
+// Restart delays are measured from the process table, to within a few tens of ms: a
+// first delay under MIN_FIRST_DELAY_MS is none, and a doubling one grows 8× in 4 steps.
+const MIN_FIRST_DELAY_MS = 50;
+const MIN_DELAY_GROWTH = 3;
+const TIMER_CRASH_WORKERS = 1;
+const TIMER_CRASH_AFTER_MS = 300;
+const TIMER_LOOP_TIMEOUT_MS = 15_000;
+const CRASH_EXIT_WAIT_MS = 2_000;
 const SERIAL_SERVER = referenceFile('01-blocking-server');
 
 describe('lesson 3: worker restart and error isolation', function () {
@@ -89,14 +115,19 @@ describe('lesson 3: worker restart and error isolation', function () {
 
       assert(!cluster.exitInfo, `the primary (pid ${cluster.pid}) exited after one /crash: only the worker that handled it may go`);
       assert(!heal.answered.has(cluster.pid), `the primary (pid ${cluster.pid}) answered a request after the crash: only workers may serve`);
+      const crashAnswer = await crash;
+      assert(
+        heal.crashed !== undefined || crashAnswer !== '500',
+        `no worker exited within ${HEAL_TIMEOUT_MS / 1000} s of GET /crash (workers: ${heal.workers.join(', ')}). After an uncaught exception a worker must exit: is it still waiting for the /crash request, which never completes? Answer that request with a 500 first (task 3).`,
+      );
       assert(
         heal.crashed !== undefined,
-        `no worker exited within ${HEAL_TIMEOUT_MS / 1000} s of GET /crash (workers: ${heal.workers.join(', ')}). After an uncaught exception a worker must exit: is it still waiting for the /crash request, which never completes? Answer that request with a 500 first (task 2).`,
+        `GET /crash was answered 500, but no worker exited within ${HEAL_TIMEOUT_MS / 1000} s of it (workers: ${heal.workers.join(', ')}): once it has stopped accepting and answered what it had, the crashed worker must leave, with cluster.worker.disconnect() and process.exitCode = 1 (task 2)`,
       );
       const joined = heal.workers.filter((pid) => !original.includes(pid));
       assert(
         joined.length > 0,
-        `worker ${heal.crashed} exited after GET /crash and no new worker joined within ${HEAL_TIMEOUT_MS / 1000} s: replace a worker that dies unexpectedly, with cluster.on('exit', ...) (task 4)`,
+        `worker ${heal.crashed} exited after GET /crash and no new worker joined within ${HEAL_TIMEOUT_MS / 1000} s: replace a worker that dies unexpectedly, with cluster.on('exit', ...) (task 1)`,
       );
       assert(
         heal.workers.length <= POOL_WORKERS,
@@ -143,7 +174,7 @@ describe('lesson 3: worker restart and error isolation', function () {
       assert(
         answeredOk,
         `the request worker ${worker} had begun before it crashed got ${outcome}: the worker exited without answering it, so it dropped requests it had already accepted. ` +
-          `On an uncaught exception, stop accepting with server.close() and exit once the requests in flight are answered (or after DRAIN_TIMEOUT_MS), not at once (task 1).`,
+          `On an uncaught exception, stop accepting with server.close() and exit once the requests in flight are answered (or after DRAIN_TIMEOUT_MS), not at once (task 2).`,
       );
     });
 
@@ -163,31 +194,48 @@ describe('lesson 3: worker restart and error isolation', function () {
     });
   });
 
-  describe(`/heavy under load while workers crash, WORKERS=${LOAD_WORKERS}`, function () {
+  describe(`a poison request retried: a /crash every ${FLOOD.crashIntervalMs} ms for ${FLOOD.floodMs / 1000} s, WORKERS=${FLOOD_WORKERS}`, function () {
     let serial: ServerProcess;
     let cluster: ServerProcess;
 
     before(async function () {
-      serial = await startFile(SERIAL_SERVER);
-      cluster = await startTarget({ WORKERS: String(LOAD_WORKERS) });
-      await collectPids(cluster, LOAD_WORKERS, PID_WAIT_MS, 0);
+      [serial, cluster] = await Promise.all([startFile(SERIAL_SERVER), startTarget({ WORKERS: String(FLOOD_WORKERS) })]);
+      await collectPids(cluster, FLOOD_WORKERS, PID_WAIT_MS, 0);
     });
 
     after(async function () {
       await Promise.all([serial?.stop(), cluster?.stop()]);
     });
 
-    it(`loses no /heavy request to ${CRASH_LOAD.crashes} crashes, one every ${CRASH_LOAD.crashIntervalMs} ms`, async function () {
-      const clustered = await loadWithCrashes(cluster, CRASH_LOAD);
+    it(`stays up, loses no /heavy request, and is whole within ${FLOOD.healTimeoutMs / 1000} s of the last crash`, async function () {
       serial.exitExpected = true;
-      const alone = await loadWithCrashes(serial, CRASH_LOAD);
+      // The lesson-1 server dies at its first crash and then only refuses: it costs no CPU.
+      const [clustered, alone] = await Promise.all([floodWithCrashes(cluster, FLOOD_WORKERS, FLOOD), floodWithCrashes(serial, 1, FLOOD)]);
+      const crashes = clustered.crashAnswers.length;
       note(`the lesson-1 server, same treatment: ${alone.load.errors} of ${alone.load.requests} /heavy failed (one process stops answering at its first crash)`);
-      note(`the ${CRASH_LOAD.crashes} /crash requests to your cluster: ${clustered.crashAnswers.join(', ')}`);
+      note(`${crashes} /crash requests to your cluster: ${summarize(clustered.crashAnswers)}`);
+      const exit = cluster.exitInfo;
+      if (exit) {
+        const givingUp = findGivingUp(cluster);
+        assert.fail(
+          givingUp
+            ? `your primary gave up after ${crashes} /crash requests ("${givingUp.trim()}"): a worker that a request killed had booted and served, so the next one will too. Replace it at once, every time, and count toward DEATH_LIMIT only the deaths no request explains (tasks 5 and 7)`
+            : `your primary ${howItEnded(exit)} during the /crash flood: only the workers that handled a /crash may go`,
+        );
+      }
+      const lost = clustered.load.errors;
       target(
-        `your cluster: ${clustered.load.errors} of ${clustered.load.requests} /heavy failed, ${perCrash(clustered.load.errors, CRASH_LOAD.crashes)} per crash (target 0)`,
-        clustered.load.errors === 0,
-        `${clustered.load.errors} /heavy requests failed while workers crashed (${JSON.stringify(clustered.load.errorCodes)}): ` +
-          `a crashing worker dropped requests it had already accepted. Stop accepting with server.close() and exit once those are answered (or after DRAIN_TIMEOUT_MS), not at once (task 1).`,
+        `your cluster: ${lost} of ${clustered.load.requests} /heavy failed across ${crashes} crashes, ${perCrash(lost, crashes)} per crash (target 0)`,
+        lost === 0,
+        explainLost(clustered),
+      );
+      const heal = clustered.heal;
+      target(
+        heal.whole
+          ? `whole again ${formatMs(heal.ms)} after the last /crash: worker ${heal.workers.join(', ')} answering (≤ ${FLOOD.healTimeoutMs / 1000} s)`
+          : `not whole ${FLOOD.healTimeoutMs / 1000} s after the last /crash: ${heal.workers.length} of ${FLOOD_WORKERS} workers in the process table, not all of them answering`,
+        heal.whole,
+        `the pool was not back to ${FLOOD_WORKERS} answering worker within ${FLOOD.healTimeoutMs / 1000} s of the last /crash: replace a worker that a request killed at once, with no backoff, when its DRAINING message arrives (task 5)`,
       );
     });
   });
@@ -245,6 +293,112 @@ describe('lesson 3: worker restart and error isolation', function () {
           `When you give up, clearTimeout every pending restart before you stop the workers, so that nothing forks any more (task 7)`,
       );
       target(`${forked.size} workers forked ≤ ${MAX_BOOT_FORKS}, none after "giving up"; the primary ${howItEnded(exit)} after ${seconds} s ≤ ${BOOT_EXIT_TIMEOUT_MS / 1000} s`, forked.size <= MAX_BOOT_FORKS, 'the primary forked too many workers before it gave up: lower DEATH_LIMIT (task 7)');
+    });
+  });
+
+  describe(`a crash loop that begins ${LATE_LOOP_AFTER_MS / 1000} s after launch, CRASH_AT_BOOT_FILE WORKERS=${LATE_LOOP_WORKERS}`, function () {
+    const marker = path.join(os.tmpdir(), `course-crash-at-boot-${process.pid}`);
+    let cluster: ServerProcess;
+    let log: WorkerLog;
+    let earlyGaps: number[] = [];
+    let lateGaps: number[] = [];
+    let lateForks: WorkerLife[] = [];
+    let stopped = false;
+    let seconds = '';
+
+    // Two crash loops, each begun by one /crash while the marker file makes every new
+    // worker crash at boot. The first ends when the check removes the marker after
+    // EARLY_LOOP_DEATHS boot crashes; the second, LATE_LOOP_AFTER_MS after launch, runs
+    // until the primary gives up or LATE_LOOP_TIMEOUT_MS passes.
+    before(async function () {
+      fs.rmSync(marker, { force: true });
+      const launched = performance.now();
+      cluster = await startTarget({ WORKERS: String(LATE_LOOP_WORKERS), CRASH_AT_BOOT_FILE: marker });
+      log = new WorkerLog(cluster);
+      log.sample();
+      const early = await startLoop(cluster, log, marker);
+      await log.watch(() => bootDeaths(log, early).length >= EARLY_LOOP_DEATHS, EARLY_LOOP_TIMEOUT_MS);
+      fs.rmSync(marker, { force: true });
+      // The restart after the last of them forks a worker that boots: the loop is over.
+      await log.watch(() => log.lives.length > early + EARLY_LOOP_DEATHS, EARLY_LOOP_TIMEOUT_MS);
+      earlyGaps = log.restartGapsMs(bootDeaths(log, early));
+      await sleep(Math.max(0, LATE_LOOP_AFTER_MS - (performance.now() - launched)));
+      if (cluster.exitInfo) return;
+      cluster.exitExpected = true;
+      const late = await startLoop(cluster, log, marker);
+      const started = performance.now();
+      stopped = await log.watch(() => log.lives.length - late > MAX_BOOT_FORKS, LATE_LOOP_TIMEOUT_MS).then(() => cluster.exitInfo !== null);
+      seconds = ((performance.now() - started) / 1000).toFixed(1);
+      lateForks = log.lives.slice(late);
+      lateGaps = log.restartGapsMs(bootDeaths(log, late));
+    });
+
+    after(async function () {
+      fs.rmSync(marker, { force: true });
+      await cluster?.stop();
+    });
+
+    it('stops a crash loop that begins long after launch: the window slides', function () {
+      assert(!cluster.exitInfo || lateForks.length > 0, `the primary ${cluster.exitInfo ? howItEnded(cluster.exitInfo) : ''} before the second crash loop began, ${LATE_LOOP_AFTER_MS / 1000} s after launch: a short loop of ${EARLY_LOOP_DEATHS} boot crashes must not end the app: give up at DEATH_LIMIT deaths within DEATH_WINDOW_MS (task 7)`);
+      note(`a loop begun ${LATE_LOOP_AFTER_MS / 1000} s after launch: ${lateForks.length} workers forked in ${seconds} s; the primary ${cluster.exitInfo ? howItEnded(cluster.exitInfo) : 'is still running'}`);
+      const givingUp = findGivingUp(cluster);
+      assert(
+        stopped,
+        `workers crashed at boot in a loop that began ${LATE_LOOP_AFTER_MS / 1000} s after launch, and the primary was still forking ${LATE_LOOP_TIMEOUT_MS / 1000} s later (${lateForks.length} forks): does it count deaths only early in the app's life, as PM2 does? Keep the last DEATH_WINDOW_MS of deaths, whenever they come, and give up when DEATH_LIMIT are in it (task 7)`,
+      );
+      assert(givingUp, `the primary ${howItEnded(cluster.exitInfo!)} but printed no line containing "giving up": say why it stops (task 7)`);
+      assert(cluster.exitInfo!.code !== 0, `the primary ${howItEnded(cluster.exitInfo!)} after it gave up, expected a non-zero code: set process.exitCode = 1 (task 7)`);
+    });
+
+    it('doubles the restart delay in a crash loop, and starts again from the first once stable', function () {
+      const shown = (gaps: number[]) => gaps.map((gap) => formatMs(gap)).join(', ') || 'none';
+      note(`restart delays in a short loop at launch: ${shown(earlyGaps)}; in the loop ${LATE_LOOP_AFTER_MS / 1000} s later: ${shown(lateGaps)}`);
+      assert(lateGaps.length >= 2, `only ${lateGaps.length + 1} workers crashed at boot in the late loop, too few to measure a backoff (task 6)`);
+      const [first] = lateGaps;
+      const last = lateGaps.at(-1)!;
+      assert(
+        first >= MIN_FIRST_DELAY_MS,
+        `the primary restarted a worker that crashed at boot ${formatMs(first)} after its death: wait RESTART_DELAY_MS before the first restart, and double the wait after each death that follows (task 6)`,
+      );
+      assert(
+        last >= MIN_DELAY_GROWTH * first,
+        `the restart delays in a crash loop were ${shown(lateGaps)}: they should double after each death (100, 200, 400, 800 ms), so a loop slows down. Use RESTART_DELAY_MS * 2 ** restartAttempt, capped at MAX_RESTART_DELAY_MS (task 6)`,
+      );
+      // Had the backoff not reset, the late loop would go on from the early loop's last delay.
+      const earlyLast = Math.max(...earlyGaps);
+      target(
+        `first delay of the late loop ${formatMs(first)} < the early loop's last ${formatMs(earlyLast)}; last ${formatMs(last)} ≥ ${MIN_DELAY_GROWTH} × first`,
+        earlyGaps.length === EARLY_LOOP_DEATHS && first < earlyLast,
+        `the first restart of a crash loop that began after ${LATE_LOOP_AFTER_MS / 1000} s of calm waited ${formatMs(first)}, no less than the last one of the short loop at launch (${formatMs(earlyLast)}): reset restartAttempt to 0 once the pool has gone STABLE_UPTIME_MS without a death (task 6)`,
+      );
+    });
+  });
+
+  describe(`workers that crash ${TIMER_CRASH_AFTER_MS} ms after they listen, with no request, CRASH_AFTER_LISTEN_MS WORKERS=${TIMER_CRASH_WORKERS}`, function () {
+    let cluster: ServerProcess;
+
+    after(async function () {
+      await cluster?.stop();
+    });
+
+    it(`counts them as a crash loop and gives up within ${TIMER_LOOP_TIMEOUT_MS / 1000} s`, async function () {
+      cluster = await launchServer({
+        file: targetFile(),
+        env: { HEAVY_ROUNDS: String(heavyRounds()), WORKERS: String(TIMER_CRASH_WORKERS), CRASH_AFTER_LISTEN_MS: String(TIMER_CRASH_AFTER_MS) },
+      });
+      cluster.exitExpected = true;
+      const log = new WorkerLog(cluster);
+      const started = performance.now();
+      await log.watch(() => log.lives.length > MAX_BOOT_FORKS, TIMER_LOOP_TIMEOUT_MS);
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      const exit = cluster.exitInfo ?? (await Promise.race([cluster.exited, sleep(CRASH_EXIT_WAIT_MS).then(() => null)]));
+      note(`${log.lives.length} workers forked in ${seconds} s, each crashing ${TIMER_CRASH_AFTER_MS} ms after it listened; the primary ${exit ? howItEnded(exit) : 'is still running'}`);
+      assert(
+        exit,
+        `workers that listened and then crashed with no request running: ${log.lives.length} forked in ${seconds} s and the primary was still forking. Only a death a request explains is replaced at once; any other one, before or after 'listening', counts toward DEATH_LIMIT and waits out the backoff. Does the worker send a request with DRAINING only when one was running (currentResponse.getStore())? (tasks 5 and 7)`,
+      );
+      assert(findGivingUp(cluster), `the primary ${howItEnded(exit)} but printed no line containing "giving up": say why it stops (task 7)`);
+      target(`${log.lives.length} workers forked ≤ ${MAX_BOOT_FORKS}; the primary ${howItEnded(exit)} after ${seconds} s`, exit.code !== 0, `the primary ${howItEnded(exit)}, expected a non-zero code: set process.exitCode = 1 (task 7)`);
     });
   });
 
@@ -321,6 +475,40 @@ function findGivingUp(server: ServerProcess): string | undefined {
 
 function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+// Starts a crash loop: every new worker crashes at boot while `marker` exists, and one
+// /crash makes the primary fork one. Resolves to the index in log.lives of that fork.
+async function startLoop(cluster: ServerProcess, log: WorkerLog, marker: string): Promise<number> {
+  log.sample();
+  const first = log.lives.length;
+  fs.writeFileSync(marker, '');
+  await sendCrash(cluster);
+  return first;
+}
+
+// The workers forked from index `first` on that have died, all at boot but a last one
+// that may still be running.
+function bootDeaths(log: WorkerLog, first: number): WorkerLife[] {
+  return log.lives.slice(first).filter((life) => life.goneMs !== undefined);
+}
+
+function summarize(answers: string[]): string {
+  const counts = new Map<string, number>();
+  for (const answer of answers) counts.set(answer, (counts.get(answer) ?? 0) + 1);
+  return [...counts].map(([answer, count]) => `${count} × ${answer}`).join(', ');
+}
+
+// What the failed /heavy requests point to: a closed port, or a worker that dropped them.
+function explainLost(flood: Flood): string {
+  const refused = flood.lost.filter((error) => /ECONNREFUSED/.test(error)).length;
+  const kinds = summarize(flood.lost.map((error) => error.replace(/^Connection error: /, '').replace(/127\.0\.0\.1:\d+/, 'the port')));
+  if (refused > 0) {
+    return `${flood.load.errors} /heavy requests failed while the worker crashed (${kinds}): the port was closed while the crashed worker drained and its replacement booted. ` +
+      `The primary closes the port when the last worker stops listening: a crashed worker must stop accepting only once another one serves. Have the primary send it CLOSE then, on the next 'listening' if none serves yet (task 5)`;
+  }
+  return `${flood.load.errors} /heavy requests failed while the worker crashed (${kinds}): a crashing worker dropped requests it had already accepted. ` +
+    `Stop accepting with net.Server.prototype.close.call(server, ...), and leave once the connections have ended with cluster.worker.disconnect(), not process.exit() (task 2)`;
 }
 
 function perCrash(errors: number, crashes: number): string {

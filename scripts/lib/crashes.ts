@@ -7,6 +7,7 @@ import { runLoad, type LoadSummary } from './load.ts';
 import { HOST, type ServerProcess } from './server-process.ts';
 
 const SAMPLE_INTERVAL_MS = 50;
+const LOG_INTERVAL_MS = 10;
 const PROBE_TIMEOUT_MS = 1_000;
 const CRASH_ANSWER_TIMEOUT_MS = 2_000;
 // A /light that reaches the primary just as the crashed worker stops accepting can be
@@ -130,4 +131,129 @@ export async function holdRequest(server: ServerProcess): Promise<HeldRequest> {
       return { error: failure ? `connection failed (${failure})` : received ? 'a broken answer' : 'the connection closed with no answer' };
     },
   };
+}
+
+export interface FloodOptions {
+  // A /crash every crashIntervalMs for floodMs, under `rps` /heavy a second.
+  crashIntervalMs: number;
+  floodMs: number;
+  rps: number;
+  concurrency: number;
+  // The load goes on this long after the last crash, so requests sent then count too.
+  tailMs: number;
+  // A /heavy not answered within this many ms counts as lost.
+  requestTimeoutMs: number;
+  // How long after the last crash the pool may take to be whole again.
+  healTimeoutMs: number;
+}
+
+export interface Flood {
+  load: LoadSummary;
+  // loadtest's message for each /heavy that failed.
+  lost: string[];
+  crashAnswers: string[];
+  // When the last /crash was sent, in ms after the flood began.
+  lastCrashMs: number;
+  heal: Whole;
+}
+
+export interface Whole {
+  whole: boolean;
+  ms: number;
+  workers: number[];
+}
+
+// Waits until `count` workers are in the process table and each has answered /light.
+export async function watchWhole(server: ServerProcess, count: number, timeoutMs: number): Promise<Whole> {
+  const started = performance.now();
+  const answered = new Set<number>();
+  let workers: number[] = [];
+  while (performance.now() - started < timeoutMs && !server.exitInfo) {
+    workers = server.workerPids();
+    const answer = await get(server.url('/light'), PROBE_TIMEOUT_MS).catch(() => undefined);
+    const pid = answer && pidOf(answer);
+    if (pid !== undefined) answered.add(pid);
+    if (workers.length === count && workers.every((worker) => answered.has(worker))) return { whole: true, ms: performance.now() - started, workers };
+    if (pid === undefined) await sleep(SAMPLE_INTERVAL_MS);
+  }
+  return { whole: false, ms: performance.now() - started, workers };
+}
+
+// A steady open-loop /heavy load with a /crash every crashIntervalMs: a poison request
+// that a client retries. Once the crashes stop, watches the pool heal.
+export async function floodWithCrashes(server: ServerProcess, workers: number, options: FloodOptions): Promise<Flood> {
+  const started = performance.now();
+  const seconds = (options.floodMs + options.tailMs) / 1000;
+  const load = runLoad({
+    url: server.url('/heavy'),
+    requests: Math.ceil(options.rps * seconds),
+    rps: options.rps,
+    concurrency: options.concurrency,
+    timeoutMs: options.requestTimeoutMs,
+    maxSeconds: seconds + options.requestTimeoutMs / 1000,
+    onOutcome: (error) => {
+      if (error) lost.push(error);
+    },
+  });
+  const crashes: Promise<string>[] = [];
+  const lost: string[] = [];
+  let lastCrashMs = 0;
+  while (performance.now() - started + options.crashIntervalMs <= options.floodMs && !server.exitInfo) {
+    await sleep(options.crashIntervalMs);
+    lastCrashMs = performance.now() - started;
+    crashes.push(sendCrash(server));
+  }
+  const heal = await watchWhole(server, workers, options.healTimeoutMs);
+  return { load: await load, lost, crashAnswers: await Promise.all(crashes), lastCrashMs, heal };
+}
+
+export interface WorkerLife {
+  pid: number;
+  // When the process table first showed it, and first did not, in ms after `since`.
+  seenMs: number;
+  goneMs?: number;
+}
+
+// A primary's workers in the order they were forked, sampled from the process table as
+// often as `ps` allows, so that the gap between a worker's death and the next fork (the
+// restart delay) is measured to a few tens of ms.
+export class WorkerLog {
+  readonly lives: WorkerLife[] = [];
+  private readonly since = performance.now();
+
+  constructor(private readonly server: ServerProcess) {}
+
+  sample(): number[] {
+    const now = performance.now() - this.since;
+    const pids = this.server.workerPids();
+    for (const life of this.lives) if (life.goneMs === undefined && !pids.includes(life.pid)) life.goneMs = now;
+    for (const pid of pids) if (!this.lives.some((life) => life.pid === pid)) this.lives.push({ pid, seenMs: now });
+    return pids;
+  }
+
+  // Samples until `done` returns true, the primary exits, or timeoutMs passes.
+  async watch(done: (log: WorkerLog) => boolean, timeoutMs: number): Promise<boolean> {
+    const started = performance.now();
+    while (performance.now() - started < timeoutMs) {
+      this.sample();
+      if (done(this)) return true;
+      if (this.server.exitInfo) return false;
+      await sleep(LOG_INTERVAL_MS);
+    }
+    return false;
+  }
+
+  get dead(): WorkerLife[] {
+    return this.lives.filter((life) => life.goneMs !== undefined);
+  }
+
+  // The wait between each death among `lives` and the fork of the worker after it.
+  restartGapsMs(lives: WorkerLife[]): number[] {
+    const gaps: number[] = [];
+    for (const life of lives) {
+      const next = this.lives[this.lives.indexOf(life) + 1];
+      if (life.goneMs !== undefined && next) gaps.push(Math.max(0, next.seenMs - life.goneMs));
+    }
+    return gaps;
+  }
 }
