@@ -1,9 +1,12 @@
 // Lesson 4 checks. They verify that:
 // - measure() sends its load with loadtest to the serial server (lesson 1's solution)
 //   and to a cluster (lesson 2's), returns a row with every field, and calls onFinish
-//   once for every request
+//   once for every request, with whether it failed
 // - each row agrees with what the check counted itself, in a proxy between loadtest
 //   and the server, within TOLERANCE
+// - toRow() fills each field from its own field of loadtest's result: given a result
+//   whose fields all differ, it returns exactly the expected row (a neighbouring field,
+//   such as the mean for p50, can fall within TOLERANCE of a real run)
 // - the cluster's row beats the serial one: more answers per second, lower mean latency
 // - formatTable() prints both rows side by side, serial first, with the ratio cluster/serial
 import { busyMachineReason, coreCount, measureThroughput, referenceFile, startFile, targetFile } from '../../scripts/lib/checks.ts';
@@ -11,6 +14,7 @@ import { CountingProxy, type Tally } from '../../scripts/lib/counting-proxy.ts';
 import { VerdictError } from '../../scripts/lib/errors.ts';
 import { relativeToRepo } from '../../scripts/lib/paths.ts';
 import { note, skipTarget, target } from '../../scripts/lib/report.ts';
+import type { LoadTestResult } from 'loadtest';
 import type { Load, Row } from './compare.ts';
 
 type LessonModule = typeof import('./compare.ts');
@@ -69,6 +73,46 @@ const CELL_WIDTH = 12;
 // A table cell is rounded for display: this much either way still matches.
 const DISPLAY_ROUNDING = 0.5;
 const RATIO_ROUNDING = 0.006;
+// A result in which no two fields hold the same value (but for loadtest's own aliases,
+// totalTimeSeconds and rps), so a row field taken from the wrong one shows which.
+const SAMPLE_RESULT: LoadTestResult = {
+  url: 'http://127.0.0.1:3000/heavy',
+  maxRequests: 500,
+  concurrency: 10,
+  requestsPerSecond: 100,
+  totalRequests: 487,
+  totalErrors: 149,
+  elapsedSeconds: 12.217,
+  totalTimeSeconds: 12.217,
+  accumulatedMs: 1486372.7,
+  meanLatencyMs: 3052.1,
+  maxLatencyMs: 6021,
+  minLatencyMs: 16,
+  effectiveRps: 40,
+  rps: 40,
+  percentiles: { '50': 2750, '90': 4650, '95': 4810, '99': 5320 },
+  errorCodes: { '-1': 149 },
+  histogramMs: {},
+};
+const SAMPLE_ROW: Row = {
+  errors: 149,
+  meanLatencyMs: 3052.1,
+  effectiveRps: (487 - 149) / 12.217,
+  completed: 487,
+  seconds: 12.217,
+  p50Ms: 2750,
+  p95Ms: 4810,
+  p99Ms: 5320,
+};
+// Where a wrong value in a row from SAMPLE_RESULT came from.
+const SAMPLE_SOURCES: [string, number][] = [
+  ...(['maxRequests', 'concurrency', 'requestsPerSecond', 'totalRequests', 'totalErrors', 'elapsedSeconds', 'meanLatencyMs', 'maxLatencyMs', 'minLatencyMs', 'effectiveRps'] as const).map(
+    (key): [string, number] => [`loadtest's ${key}`, SAMPLE_RESULT[key]],
+  ),
+  ...(['50', '90', '95', '99'] as const).map((key): [string, number] => [`percentiles['${key}']`, SAMPLE_RESULT.percentiles[key] as number]),
+  ['totalRequests - totalErrors', SAMPLE_RESULT.totalRequests - SAMPLE_RESULT.totalErrors],
+  ['totalRequests / elapsedSeconds', SAMPLE_RESULT.totalRequests / SAMPLE_RESULT.elapsedSeconds],
+];
 
 describe('lesson 4: the load-test comparison', function () {
   let serial: Run;
@@ -107,6 +151,20 @@ describe('lesson 4: the load-test comparison', function () {
     for (const run of [serial, cluster]) assertAgrees(run);
   });
 
+  it("fills each field of the row from its own field of loadtest's result", async function () {
+    const lesson = await importLesson();
+    const row: Partial<Record<keyof Row, unknown>> = (await callLearner('toRow(result)', () => lesson.toRow(structuredClone(SAMPLE_RESULT)))) ?? {};
+    note(`a result with totalRequests ${SAMPLE_RESULT.totalRequests}, totalErrors ${SAMPLE_RESULT.totalErrors}, meanLatencyMs ${SAMPLE_RESULT.meanLatencyMs}, percentiles 50/90/95/99 ${Object.values(SAMPLE_RESULT.percentiles).join('/')}`);
+    for (const field of FIELDS) {
+      const [value, expected] = [row[field.key], SAMPLE_ROW[field.key]];
+      if (typeof value === 'number' && Math.abs(value - expected) <= DISPLAY_ROUNDING) continue;
+      const source = typeof value === 'number' && SAMPLE_SOURCES.find(([, candidate]) => Math.abs(value - candidate) <= DISPLAY_ROUNDING)?.[0];
+      const shown = typeof value === 'number' ? formatNumber(value) : String(value);
+      throw new VerdictError(`toRow(result) sets ${field.key} to ${shown}${source ? `, which is ${source}` : ''}: expected ${formatNumber(expected)}, from ${field.source}`);
+    }
+    note(`toRow() took each of ${FIELDS.map((field) => field.key).join(', ')} from its own field`);
+  });
+
   it('finds the cluster faster than the serial server', async function () {
     let [serialRow, clusterRow] = [serial.row, cluster.row];
     if (coreCount() < 2) return skipTarget(describePair(clusterRow, serialRow), 'this machine has 1 core, and a cluster cannot beat one process on one core');
@@ -141,7 +199,7 @@ describe('lesson 4: the load-test comparison', function () {
 async function importLesson(): Promise<LessonModule> {
   const file = targetFile();
   const lesson = await callLearner<Partial<LessonModule>>(`importing ${relativeToRepo(file)}`, () => import(file));
-  for (const name of ['measure', 'formatTable'] as const) {
+  for (const name of ['measure', 'toRow', 'formatTable'] as const) {
     if (typeof lesson[name] !== 'function') throw new VerdictError(`${relativeToRepo(file)} exports no function ${name}(): keep the starter's export`);
   }
   return lesson as LessonModule;
@@ -172,8 +230,12 @@ async function measureServer(side: Run['side'], file: string): Promise<Run> {
 async function measureThrough(side: Run['side'], proxy: CountingProxy): Promise<Run> {
   const lesson = await importLesson();
   const url = proxy.url('/heavy');
-  let finishes = 0;
-  const measuring = callLearner(`measure("${url}", load)`, () => lesson.measure(url, LOAD, () => (finishes += 1)));
+  const reported = { finishes: 0, failed: 0 };
+  const onFinish = (failed: boolean) => {
+    reported.finishes += 1;
+    if (failed) reported.failed += 1;
+  };
+  const measuring = callLearner(`measure("${url}", load)`, () => lesson.measure(url, LOAD, onFinish));
   const row = await withDeadline(measuring, measureDeadlineMs(), `measure() had not returned ${measureDeadlineMs() / 1000} s after it was called: does it await loadTest() with maxRequests?`);
   // The proxy's count is taken the moment measure() returns, as loadtest's was.
   const tally = proxy.tally(LOAD.timeoutMs);
@@ -184,10 +246,24 @@ async function measureThrough(side: Run['side'], proxy: CountingProxy): Promise<
   assertShape(side, tally);
   assertEveryField(side, row);
   assertCountedOnce(side, row, tally);
-  if (finishes !== row.completed) {
-    throw new VerdictError(`onFinish was called ${finishes} times, expected once for each of the ${row.completed} completed requests: call it from loadtest's statusCallback`);
-  }
+  assertReported(side, reported, row, tally);
   return { side, row, tally };
+}
+
+// onFinish against what the proxy counted: once for every request that ended, told
+// whether it failed. Failures that loadtest's own count agrees with are judged with the
+// row's errors in assertAgrees: there the proxy and loadtest differ, not onFinish.
+function assertReported(side: Run['side'], reported: { finishes: number; failed: number }, row: Row, tally: Tally): void {
+  if (!agrees(reported.finishes, finished(tally), 'requests')) {
+    throw new VerdictError(
+      `onFinish was called ${reported.finishes} times, expected once for each of the ${finished(tally)} requests to the ${side} server that ended, answered or given up on: call it from loadtest's statusCallback, which runs for every one`,
+    );
+  }
+  if (!agrees(reported.failed, tally.failed, 'requests') && !agrees(reported.failed, row.errors, 'requests')) {
+    throw new VerdictError(
+      `onFinish was told ${reported.failed} of ${reported.finishes} requests to the ${side} server failed, but the check counted ${tally.failed} failed and ${tally.answered} answered: pass onFinish(error !== null) from statusCallback(error, result), whose error is null for an answer`,
+    );
+  }
 }
 
 function withDeadline<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
@@ -243,6 +319,12 @@ function assertAgrees(run: Run): void {
     throw new VerdictError(
       `the ${side} row's effective rps ${formatNumber(row.effectiveRps)} counts every completed request, errors too; the check counted ${tally.answered} answers in ${tally.seconds.toFixed(2)} s, ${formatNumber(answerRate(tally))} per second. ` +
         `Count only answers: (totalRequests - totalErrors) / elapsedSeconds`,
+    );
+  }
+  if (tally.failed > 0 && !agrees(row.completed, finished(tally), 'requests') && agrees(row.completed, tally.answered, 'requests')) {
+    throw new VerdictError(
+      `the ${side} row's completed ${row.completed} counts answers only; the check counted ${finished(tally)} requests that ended, ${tally.answered} answered and ${tally.failed} given up on. ` +
+        `completed counts both: loadtest's totalRequests`,
     );
   }
   for (const field of FIELDS) {
