@@ -14,6 +14,7 @@ import { HOST, startServer, type ServerProcess } from './lib/server-process.ts';
 import { ProgressLine } from './lib/progress-line.ts';
 import {
   describeLoad,
+  explainColumns,
   explainMiss,
   footnote,
   formatChart,
@@ -104,7 +105,7 @@ async function main(): Promise<number> {
     published: PUBLISHED,
     targets: judgeTargets(serialRow, clusterRow, coreCount()),
   };
-  console.log(`\n${formatTextTable(comparison)}\n\n${footnote()}\n\n${formatChart(serialRow, clusterRow)}\n`);
+  console.log(`\n${formatTextTable(comparison)}\n\n${footnote()}\n${explainColumns(comparison)}\n\n${formatChart(serialRow, clusterRow)}\n`);
   for (const target of comparison.targets) console.log(formatTarget(target));
   if (comparison.targets.some((target) => target.met === false)) console.log(explainMiss(serialRow, clusterRow));
   writeResults(comparison);

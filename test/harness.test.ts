@@ -3,12 +3,16 @@
 // - a server that ignores SIGTERM, workers included, is ended with SIGKILL and named
 // - a started server's whole process group is gone after stop()
 // - calibration never lands on a HEAVY_ROUNDS a wrong answer could hard-code
+// - npm run compare says what completed and a timeout-capped percentile mean, and that
+//   an overloaded serial run's errors vary; a target not measured is no inequality
 import { assert } from 'chai';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_HEAVY_ROUNDS } from '../common/config.ts';
 import { chooseRounds, roundsToAvoid, TARGET_HEAVY_MS } from '../scripts/lib/calibrate.ts';
+import { explainColumns, formatTarget, judgeTargets, PUBLISHED, type Comparison } from '../scripts/lib/comparison.ts';
+import type { Row } from '../solutions/04-load-test-comparison/compare.ts';
 import { resolveLesson } from '../scripts/lib/lessons.ts';
 import { UsageError } from '../scripts/lib/errors.ts';
 import { REPO_ROOT } from '../scripts/lib/paths.ts';
@@ -86,6 +90,39 @@ describe('the harness', function () {
         const skipped = Array.from({ length: Math.max(0, chosen - nearest) }, (_, index) => nearest + index);
         assert(chosen >= nearest && skipped.every((value) => avoid.has(value)), `a round of ${(TARGET_HEAVY_MS / nearest).toFixed(2)} ms calibrated to ${chosen}, expected the first allowed value from ${nearest} up`);
       }
+    });
+  });
+
+  describe('npm run compare notes', function () {
+    const quiet: Row = { errors: 0, meanLatencyMs: 20, effectiveRps: 100, completed: 500, seconds: 5, p50Ms: 18, p95Ms: 26, p99Ms: 31 };
+    const overloaded: Row = { errors: 154, meanLatencyMs: 1394, effectiveRps: 49, completed: 500, seconds: 7, p50Ms: 1466, p95Ms: 2001, p99Ms: 2001 };
+    const comparing = (serial: Row, cluster: Row): Comparison => ({
+      finishedAt: '2025-01-01T00:00:00.000Z',
+      machine: { cores: 2, cpu: 'test CPU', node: process.version },
+      heavyRounds: 14,
+      load: { concurrency: 10, rps: 100, requests: 500, timeoutMs: 2000 },
+      servers: { serial: 'serial.ts', cluster: 'cluster.ts', workers: 2 },
+      serial,
+      cluster,
+      published: PUBLISHED,
+      targets: [],
+    });
+
+    it('explains completed, the percentiles at the timeout, and why an overloaded serial run varies', function () {
+      const notes = explainColumns(comparing(overloaded, quiet));
+      assert(notes.includes('completed: requests that ended, answered or given up on'), notes);
+      assert(notes.includes('serial p95, serial p99: at the 2000 ms timeout, so requests given up on'), `the capped percentiles are not named:\n${notes}`);
+      assert(notes.includes('Its errors vary from run to run; the cluster, with room to spare, had none.'), `no word on the serial run's spread:\n${notes}`);
+    });
+
+    it('says nothing of a timeout or an overload a run did not have', function () {
+      const notes = explainColumns(comparing(quiet, quiet));
+      assert(notes.split('\n').length === 1 && notes.startsWith('completed:'), `expected only the completed line:\n${notes}`);
+    });
+
+    it('prints the speed target on 1 core as not measured, not as an inequality', function () {
+      const line = formatTarget(judgeTargets(overloaded, overloaded, 1)[1]);
+      assert(line.endsWith('–') && line.includes('not measured: this machine has 1 core') && !line.includes('≥'), line);
     });
   });
 });

@@ -50,9 +50,12 @@ const FOOTNOTE_MARK = '¹';
 export function judgeTargets(serial: Row, cluster: Row, cores: number): Target[] {
   const speedup = cluster.effectiveRps / serial.effectiveRps;
   const rateLine = `cluster: effective rps ${Math.round(cluster.effectiveRps)} ≥ ${MIN_SPEEDUP} × serial ${Math.round(serial.effectiveRps)} (${speedup.toFixed(2)}×)`;
+  const rates = `cluster: effective rps ${Math.round(cluster.effectiveRps)}, serial ${Math.round(serial.effectiveRps)} (${speedup.toFixed(2)}×)`;
   return [
     { line: `cluster: ${cluster.errors} errors of ${cluster.completed}`, met: cluster.errors === 0 },
-    cores < 2 ? { line: `${rateLine}: skipped, this machine has 1 core`, met: null } : { line: rateLine, met: speedup >= MIN_SPEEDUP },
+    cores < 2
+      ? { line: `${rates}; not measured: this machine has 1 core, and a cluster cannot beat one process on one core`, met: null }
+      : { line: rateLine, met: speedup >= MIN_SPEEDUP },
   ];
 }
 
@@ -65,13 +68,39 @@ export function explainMiss(serial: Row, cluster: Row): string {
 }
 
 export function formatTarget(target: Target): string {
-  return target.met === null ? target.line : `${target.line} ${target.met ? '✔' : '✘'}`;
+  return `${target.line} ${target.met === null ? '–' : target.met ? '✔' : '✘'}`;
 }
 
 // The published effective rps is loadtest's, which counts a failed request as served.
 export function footnote(): string {
   const answered = (PUBLISHED.serial.completed - PUBLISHED.serial.errors) / PUBLISHED.serial.seconds;
   return `${FOOTNOTE_MARK} loadtest's own effective rps, which counts failed requests as served. This course counts answers only: by that count the published serial run made ${Math.round(answered)} per second.`;
+}
+
+// A latency this close to the client's timeout is a request given up on.
+const TIMEOUT_SHARE = 0.99;
+
+// What the columns mean where a reader could take them wrong: completed beside errors,
+// a percentile capped at the timeout, and a serial run whose errors change every run.
+export function explainColumns(comparison: Comparison): string {
+  const { serial, cluster, load } = comparison;
+  const lines = [
+    `completed: requests that ended, answered or given up on; errors: those given up on after ${load.timeoutMs} ms, or answered with an error.`,
+  ];
+  const capped = LATENCY_BARS.flatMap(([name, key]) =>
+    (['serial', 'cluster'] as const).filter((side) => comparison[side][key] >= load.timeoutMs * TIMEOUT_SHARE).map((side) => `${side} ${name}`),
+  );
+  if (capped.length > 0) {
+    lines.push(`${capped.join(', ')}: at the ${load.timeoutMs} ms timeout, so requests given up on: how long they would have waited is not known.`);
+  }
+  const asked = load.rps > 0 ? `${load.rps} per second were sent, it answered ${Math.round(serial.effectiveRps)}` : undefined;
+  if (serial.errors > 0 && serial.errors > cluster.errors && asked) {
+    lines.push(
+      `The serial server was sent more than it can serve (${asked}): its queue grows all run, so how many requests wait past the timeout depends on how fast ` +
+        `it ran in these few seconds, which other programs and the CPU clock change. Its errors vary from run to run${cluster.errors === 0 ? "; the cluster, with room to spare, had none" : ''}.`,
+    );
+  }
+  return lines.join('\n');
 }
 
 export function formatTextTable(comparison: Comparison): string {
@@ -149,6 +178,7 @@ export function formatMarkdown(comparison: Comparison): string {
     '',
     footnote(),
     '',
+    ...explainColumns(comparison).split('\n').flatMap((line) => [line, '']),
     `Published: \`${PUBLISHED.command}\`.`,
     '',
     ...comparison.targets.map((target) => `- ${formatTarget(target)}`),
