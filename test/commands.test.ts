@@ -134,7 +134,7 @@ describe('the commands', function () {
       assert(!result.output.includes(`✔ ${title}`), `the skipped check printed as a pass: ${result.output}`);
       assert(/\n {6}throughput \d+ req\/s, serial \d+ req\/s \(.*\n {6}not measured: this machine has 1 core/.test(result.output), `no figures and reason under the skipped check: ${result.output}`);
       assert(!/req\/s ≥/.test(result.output), `a skipped target printed as an inequality: ${result.output}`);
-      assert(result.output.includes('3 passed, 2 not measured, 0 failed'), `the summary does not count the skipped checks: ${result.output}`);
+      assert(/\n\d+ passed, 2 not measured, 0 failed\n/.test(result.output), `the summary does not count the skipped checks: ${result.output}`);
       assert(result.output.includes('This run does not mark lesson 2 done: 2 checks could not measure their targets here'), result.output);
       assert(result.output.includes('Meanwhile, go on with Lesson 3'), `no next lesson to go on with: ${result.output}`);
       const progress = fs.readFileSync(file('progress.txt'), 'utf8');
