@@ -7,11 +7,15 @@ import type net from 'node:net';
 // a missing dependency would. CRASH_AT_BOOT_FILE=path does the same while that file
 // exists, so a check can turn boot crashes on and off while the cluster runs.
 // CRASH_AFTER_LISTEN_MS=N makes a worker throw N ms after it listens, from a timer and
-// outside any request, as a bug in a background job would.
+// outside any request, as a bug in a background job would. IGNORE_SIGTERM=1 makes it
+// carry on after SIGTERM, as one stuck in its shutdown would.
 export function injectFaults(server: net.Server, env: NodeJS.ProcessEnv = process.env): void {
   const marker = env.CRASH_AT_BOOT_FILE;
   if (env.CRASH_AT_BOOT === '1' || (marker && fs.existsSync(marker))) {
     throw new Error(`CRASH_AT_BOOT: worker ${process.pid} crashed at boot`);
+  }
+  if (env.IGNORE_SIGTERM === '1') {
+    process.on('SIGTERM', () => console.log(`worker ${process.pid} ignores SIGTERM (IGNORE_SIGTERM=1)`));
   }
   const afterMs = Number(env.CRASH_AFTER_LISTEN_MS);
   if (!(afterMs > 0)) return;

@@ -75,12 +75,13 @@ if (cluster.isPrimary) {
     if (listening === config.workers) {
       console.log(`primary ${process.pid} ready: ${config.workers} workers at http://${config.host}:${config.port}`);
     }
+    // TODO (5): Note that this worker serves, and send CLOSE to the crashed workers waiting for one.
     serving.add(worker);
     for (const drained of closeWhenServed) closeWorker(drained);
   });
   // TODO (1): Replace a worker that dies unexpectedly, not one you stop yourself. Use cluster.on('exit', ...).
   cluster.on('exit', handleWorkerExit);
-  // TODO (5): Start the replacement when a worker says DRAINING, not when it exits. Use cluster.on('message', ...).
+  // TODO (5): Replace a worker that says DRAINING at once if a request killed it; CLOSE it once another serves. Use cluster.on('message', ...).
   cluster.on('message', handleWorkerMessage);
   // TODO (8): On SIGTERM or SIGINT, stop every worker; the primary exits 0 after the last. Use process.on('SIGTERM', ...), worker.kill().
   process.on('SIGTERM', () => stopCluster(0));
@@ -101,10 +102,8 @@ function handleWorkerExit(worker: Worker, code: number, signal: string): void {
 function handleWorkerMessage(worker: Worker, message: DrainingMessage): void {
   if (message?.type !== DRAINING) return;
   serving.delete(worker);
-  // TODO (5): Tell it to CLOSE at once if another worker serves, or once one listens.
   if (serving.size > 0) closeWorker(worker);
   else closeWhenServed.add(worker);
-  // TODO (5): A request killed it: fork at once and do not count it. Any other crash: restartWithBackoff().
   if (message.request) {
     console.log(`worker ${worker.process.pid} crashed on ${message.request}: replacing it at once`);
     replaced.add(worker);
