@@ -8,23 +8,23 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import cluster, { type Worker } from 'node:cluster';
 import { once } from 'node:events';
-import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readConfig } from '../../common/config.ts';
+import { injectFaults } from '../../common/faults.ts';
 import { computeHeavy } from '../../common/heavy.ts';
 import { sendJson } from '../../common/respond.ts';
 
 const config = readConfig();
 
-// The first restart waits RESTART_DELAY_MS; each death after it doubles the wait, up to
-// MAX_RESTART_DELAY_MS, until the pool has gone STABLE_UPTIME_MS without a death.
+// The first counted death waits RESTART_DELAY_MS; each one after it doubles the wait, up
+// to MAX_RESTART_DELAY_MS, until the pool has gone STABLE_UPTIME_MS without one.
 const RESTART_DELAY_MS = 100;
 const MAX_RESTART_DELAY_MS = 1_000;
 const STABLE_UPTIME_MS = 5_000;
-// DEATH_LIMIT deaths within DEATH_WINDOW_MS is a crash loop, not bad luck. The backoff
-// cap is short enough that a loop fills the window even with one worker.
+// DEATH_LIMIT counted deaths within DEATH_WINDOW_MS is a crash loop, not bad luck. The
+// backoff cap is short enough that a loop fills the window even with one worker.
 const DEATH_LIMIT = 5;
 const DEATH_WINDOW_MS = 10_000;
 // How long a draining worker may spend on the requests it has, after an uncaught
@@ -38,8 +38,15 @@ const KEEP_ALIVE_GRACE_MS = 1_000;
 // before an old worker drains.
 const LISTEN_TIMEOUT_MS = 10_000;
 const STABILITY_WINDOW_MS = 500;
-// What a worker tells the primary when it stops accepting after an uncaught exception.
+// What a worker tells the primary after an uncaught exception, with the request that was
+// running when it was thrown, if one was.
 const DRAINING = 'draining';
+interface DrainingMessage {
+  type: typeof DRAINING;
+  request?: string;
+}
+// What the primary tells a draining worker once another worker serves: stop accepting.
+const CLOSE = 'close';
 // What the primary tells a worker to make it drain and exit.
 const SHUTDOWN = 'shutdown';
 
@@ -54,6 +61,11 @@ const deathTimes: number[] = [];
 let lastDeathAt = -Infinity;
 let restartAttempt = 0;
 let stopping = false;
+// The port stays open while one worker listens on it: when the last one closes its server,
+// the primary closes the port and clients are refused. So a draining worker closes only
+// once another worker is serving.
+const serving = new Set<Worker>();
+const closeWhenServed = new Set<Worker>();
 // New workers a reload is trying out: if one dies, the reload stops, and nothing restarts it.
 const onTrial = new WeakSet<Worker>();
 let reloading = false;
@@ -62,6 +74,7 @@ let reloadRequested = false;
 // The response of the request whose code is running, even inside its callbacks.
 const currentResponse = new AsyncLocalStorage<http.ServerResponse>();
 let draining = false;
+let crashed = false;
 
 if (cluster.isPrimary) {
   for (let i = 0; i < config.workers; i++) {
@@ -71,11 +84,13 @@ if (cluster.isPrimary) {
     console.log(`worker ${worker.process.pid} online`);
   });
   let listening = 0;
-  cluster.on('listening', () => {
+  cluster.on('listening', (worker) => {
     listening += 1;
     if (listening === config.workers) {
       console.log(`primary ${process.pid} ready: ${config.workers} workers at http://${config.host}:${config.port}`);
     }
+    serving.add(worker);
+    for (const drained of closeWhenServed) closeWorker(drained);
   });
   cluster.on('exit', handleWorkerExit);
   cluster.on('message', handleWorkerMessage);
@@ -88,29 +103,46 @@ if (cluster.isPrimary) {
 }
 
 function handleWorkerExit(worker: Worker, code: number, signal: string): void {
+  serving.delete(worker);
+  closeWhenServed.delete(worker);
   // TODO (7): Don't restart a new worker that dies on trial: the reload stops instead. Keep a WeakSet of workers on trial.
   if (stoppedOnPurpose.has(worker) || replaced.has(worker) || onTrial.has(worker)) return;
   console.log(`worker ${worker.process.pid} ${describeExit(code, signal)}`);
-  replaceWorker(worker);
+  restartWithBackoff(worker);
 }
 
 function describeExit(code: number | null, signal: string | null): string {
   return signal ? `was killed by ${signal}` : `exited with code ${code}`;
 }
 
-function handleWorkerMessage(worker: Worker, message: unknown): void {
-  if (message !== DRAINING) return;
-  console.log(`worker ${worker.process.pid} is draining after an uncaught exception`);
-  replaceWorker(worker);
+function handleWorkerMessage(worker: Worker, message: DrainingMessage): void {
+  if (message?.type !== DRAINING) return;
+  serving.delete(worker);
+  if (serving.size > 0) closeWorker(worker);
+  else closeWhenServed.add(worker);
+  if (message.request) {
+    console.log(`worker ${worker.process.pid} crashed on ${message.request}: replacing it at once`);
+    replaced.add(worker);
+    if (!stopping) cluster.fork();
+    return;
+  }
+  console.log(`worker ${worker.process.pid} crashed outside any request`);
+  restartWithBackoff(worker);
 }
 
-function replaceWorker(worker: Worker): void {
+function closeWorker(worker: Worker): void {
+  closeWhenServed.delete(worker);
+  if (worker.isConnected()) worker.send(CLOSE);
+}
+
+// A death that no request explains: counted toward the crash loop, and restarted late.
+function restartWithBackoff(worker: Worker): void {
   replaced.add(worker);
   if (stopping) return;
   const now = Date.now();
   if (isCrashLoop(now)) {
     const seconds = DEATH_WINDOW_MS / 1000;
-    console.error(`primary ${process.pid} giving up: ${DEATH_LIMIT} workers died within ${seconds} s, faster than restarts can help (do they crash at boot?)`);
+    console.error(`primary ${process.pid} giving up: ${DEATH_LIMIT} workers died within ${seconds} s with no request to blame (do they crash at boot?)`);
     stopCluster(1);
     return;
   }
@@ -123,6 +155,7 @@ function replaceWorker(worker: Worker): void {
   pendingForks.add(timer);
 }
 
+// The window slides: it holds the last DEATH_WINDOW_MS, an hour after launch as at boot.
 function isCrashLoop(now: number): boolean {
   deathTimes.push(now);
   while (deathTimes[0] <= now - DEATH_WINDOW_MS) deathTimes.shift();
@@ -230,19 +263,15 @@ function liveWorkers(): Worker[] {
 }
 
 function startServer(): void {
-  // CRASH_AT_BOOT=1 makes every worker throw before it listens, as one with a bad config
-  // or a missing dependency would. CRASH_AT_BOOT_FILE=path does the same, but only while
-  // that file exists: the check creates it once the cluster runs, so that only the
-  // workers a reload forks crash, as those of a bad release would.
-  const marker = process.env.CRASH_AT_BOOT_FILE;
-  if (process.env.CRASH_AT_BOOT === '1' || (marker && fs.existsSync(marker))) {
-    throw new Error(`CRASH_AT_BOOT: worker ${process.pid} crashed at boot`);
-  }
   const server = http.createServer((req, res) => currentResponse.run(res, () => handleRequest(req, res)));
-  process.on('uncaughtException', (error) => handleUncaughtException(server, error));
+  // The checks make workers crash through the environment (common/faults.ts): keep this line.
+  // CRASH_AT_BOOT_FILE is how lesson 5's check makes the workers of a bad release crash.
+  injectFaults(server);
+  process.on('uncaughtException', (error) => handleUncaughtException(error));
   // TODO (1): Drain and exit 0 on SHUTDOWN from the primary, and on SIGTERM or SIGINT to the worker itself. Use process.on('message', ...).
   process.on('message', (message) => {
     if (message === SHUTDOWN) drain(server, 0);
+    if (message === CLOSE) drain(server, 1);
   });
   process.on('SIGTERM', () => drain(server, 0));
   process.on('SIGINT', () => drain(server, 0));
@@ -250,7 +279,7 @@ function startServer(): void {
 }
 
 function handleRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-  if (draining) res.setHeader('connection', 'close');
+  if (draining || crashed) res.setHeader('connection', 'close');
   if (req.url === '/heavy') {
     sendJson(res, 200, { pid: process.pid, result: computeHeavy(config.heavyRounds) });
     return;
@@ -268,18 +297,20 @@ function handleRequest(req: http.IncomingMessage, res: http.ServerResponse): voi
   sendJson(res, 404, { error: `no route for ${req.url}` });
 }
 
-// After an uncaught exception the worker's state is unknown, so it takes no new work:
-// it answers the request that hit the bug, finishes the others, and exits.
-function handleUncaughtException(server: http.Server, error: Error): void {
+// After an uncaught exception the worker's state is unknown: it answers the request that
+// hit the bug, tells the primary, and drains once the primary has another worker serving.
+function handleUncaughtException(error: Error): void {
   console.error(`worker ${process.pid} uncaught exception:`, error);
-  answerFailedRequest();
-  if (draining) return;
-  cluster.worker?.send(DRAINING);
-  drain(server, 1);
+  const res = currentResponse.getStore();
+  answerFailedRequest(res);
+  if (crashed || draining) return;
+  crashed = true;
+  const message: DrainingMessage = { type: DRAINING, request: res && `${res.req.method} ${res.req.url}` };
+  cluster.worker?.send(message);
+  setTimeout(() => process.exit(1), DRAIN_TIMEOUT_MS).unref();
 }
 
-function answerFailedRequest(): void {
-  const res = currentResponse.getStore();
+function answerFailedRequest(res: http.ServerResponse | undefined): void {
   if (!res || res.headersSent) return;
   res.setHeader('connection', 'close');
   sendJson(res, 500, { error: 'internal error' });
