@@ -6,6 +6,7 @@ import { parseCommandLine, QUIET_INTERRUPT_ENV, runCommand } from './lib/cli.ts'
 import { EXIT_PASS } from './lib/errors.ts';
 import { commandName, learnerFile, type Lesson } from './lib/lessons.ts';
 import { REPO_ROOT, relativeToRepo } from './lib/paths.ts';
+import { COURSE_NODE_FLAGS } from './lib/node-flags.ts';
 import { lessonOrCurrent, nextLessonAfter, readDone } from './lib/progress.ts';
 
 const USAGE = `Usage: npm run watch [lesson] [-- --poll]
@@ -73,7 +74,7 @@ async function restart(lesson: Lesson, changed?: string): Promise<void> {
   if (previous) await stopRun(previous);
   process.stdout.write(process.stdout.isTTY ? CLEAR_SCREEN : '\n');
   if (changed) console.log(`${relativeToRepo(changed)} changed: ${previous ? 'restarting the check' : 'checking again'}.`);
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'scripts', 'check.ts'), commandName(lesson)], {
+  const child = spawn(process.execPath, [...COURSE_NODE_FLAGS, path.join(REPO_ROOT, 'scripts', 'check.ts'), commandName(lesson)], {
     cwd: REPO_ROOT,
     detached: true,
     stdio: ['ignore', 'inherit', 'inherit'],

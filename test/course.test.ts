@@ -1,6 +1,8 @@
 // The course checks itself. For every lesson:
 // - the reference solution passes the lesson's checks
 // - the starter fails them
+// - neither run prints a DeprecationWarning or ExperimentalWarning: on the Node versions
+//   the course supports, its own processes print none a learner could take for theirs
 // - every known-wrong answer in test/fixtures/NN-slug/ fails with the message that
 //   names its mistake (the fixture's "Verdict:" line). A fixture is a whole file, or a
 //   diff against the solution (see fixture-diffs.ts). A fixture whose mistake only a
@@ -51,6 +53,9 @@ function readFixtures(folder: string): Fixture[] {
     });
 }
 
+// How Node prints a warning, such as one from a dependency of the course's own processes.
+const NODE_WARNING = /DeprecationWarning|ExperimentalWarning/;
+
 function explain(run: CommandRun): string {
   return `exit code ${run.code} after ${run.seconds.toFixed(1)} s; output:\n${run.output}`;
 }
@@ -74,17 +79,19 @@ describe('the course', function () {
     const name = commandName(lesson);
 
     describe(lesson.slug, function () {
-      it('passes the solution', async function () {
+      it('passes the solution, printing no Node warning', async function () {
         const run = await runScript('scripts/check.ts', [name, '--solution'], { env: TYPECHECKED });
         assert(run.code === 0, `npm run check ${name} -- --solution: ${explain(run)}`);
+        assert(!NODE_WARNING.test(run.output), `npm run check ${name} -- --solution printed a Node warning on Node ${process.version}: ${explain(run)}`);
       });
 
       // The pristine starter, so npm test stays green once a learner edits lessons/.
-      it('fails the starter', async function () {
+      it('fails the starter, printing no Node warning', async function () {
         assert(fs.existsSync(starterFile(lesson)), `${starterFile(lesson)} is missing`);
         const run = await runScript('scripts/check.ts', [name, '--file', starterFile(lesson)]);
         assert(run.code === 1, `npm run check ${name}: ${explain(run)}`);
         assert(run.output.includes(`Run again: npm run check ${name}`), `no "Run again" line: ${explain(run)}`);
+        assert(!NODE_WARNING.test(run.output), `npm run check ${name} printed a Node warning on Node ${process.version}: ${explain(run)}`);
       });
 
       // Learners edit lessons/, so only CI holds them to the pristine copies.

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
+import { COURSE_NODE_FLAGS } from '../scripts/lib/node-flags.ts';
 import { REPO_ROOT } from '../scripts/lib/paths.ts';
 
 export interface CommandRun {
@@ -30,7 +31,7 @@ export function runScript(script: string, args: string[], options: { timeoutMs?:
 type ScriptProcess = ChildProcessByStdio<Writable, Readable, Readable> & { output: () => string };
 
 export function spawnScript(script: string, args: string[], cwd = REPO_ROOT, env?: NodeJS.ProcessEnv): ScriptProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(cwd, script), ...args], { cwd, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...COURSE_NODE_FLAGS, path.join(cwd, script), ...args], { cwd, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk));
