@@ -10,6 +10,9 @@
 //   request sent after the SIGTERM over a keep-alive connection the worker already had;
 //   then new connections are refused, the primary exits with code 0, and no process of
 //   the cluster is left
+// - Ctrl-C (SIGINT to every process of the group) while a /heavy is in flight and a
+//   keep-alive connection sits idle: the /heavy is answered, and the whole cluster is
+//   gone within 3.5 s, before the server's keepAliveTimeout would close that connection
 //
 // Workers are counted from the process table (ServerProcess.workerPids), never from what
 // a server prints. Every load and every wait is bounded, so that a server that never
@@ -55,6 +58,11 @@ const STOP_WAIT_MS = 5_000;
 const EXIT_EVENT_WAIT_MS = 500;
 const POLL_INTERVAL_MS = 50;
 const CRASH_WORKERS = 2;
+// Ctrl-C: a /heavy of CTRL_C_HEAVY_MS in flight, and an idle keep-alive connection, which
+// the server's own keepAliveTimeout (5 s) would close only after CTRL_C_GONE_MS.
+const CTRL_C_WORKERS = 1;
+const CTRL_C_HEAVY_MS = 1_000;
+const CTRL_C_GONE_MS = 3_500;
 const FAILED_RELOAD_TIMEOUT_MS = 10_000;
 // How long the check watches for more forks once the first new worker has crashed: longer
 // than a restart delay plus a fork.
@@ -221,6 +229,50 @@ describe('lesson 5: graceful shutdown and rolling reload', function () {
           gone && exit?.code === 0,
           `pids ${left.join(', ')}${left.includes(cluster.pid) ? ' (the primary among them)' : ''} still running ${formatMs(STOP_WAIT_MS)} after the requests were answered: ` +
             `does a worker keep an idle keep-alive connection open? Close idle connections after KEEP_ALIVE_GRACE_MS with server.closeIdleConnections() (task 2), and SIGKILL a worker still running after DRAIN_TIMEOUT_MS (task 4).`,
+        );
+      } finally {
+        agent.destroy();
+      }
+    });
+  });
+  describe(`Ctrl-C (SIGINT to the whole process group) with a /heavy in flight and an idle keep-alive connection, WORKERS=${CTRL_C_WORKERS}`, function () {
+    const busyRounds = Math.round((heavyRounds() * CTRL_C_HEAVY_MS) / TARGET_HEAVY_MS);
+    let cluster: ServerProcess;
+
+    before(async function () {
+      cluster = await startTarget({ WORKERS: String(CTRL_C_WORKERS), HEAVY_ROUNDS: String(busyRounds) });
+    });
+
+    after(async function () {
+      await cluster?.stop();
+    });
+
+    it(`answers the request in flight, closes the idle connection, and is gone within ${CTRL_C_GONE_MS / 1000} s`, async function () {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        // One request on the keep-alive connection, then nothing: an idle browser tab.
+        const worker = pidOf(await get(cluster.url('/light'), SLOW_ANSWER_TIMEOUT_MS, agent));
+        const busy = settle(get(cluster.url('/heavy'), SLOW_ANSWER_TIMEOUT_MS));
+        await sleep(IN_FLIGHT_SETTLE_MS);
+        const running = cluster.groupPids();
+        cluster.exitExpected = true;
+        cluster.signalAll('SIGINT');
+        const signalled = performance.now();
+        const outcome = await busy;
+        const gone = await cluster.waitForGroupGone(CTRL_C_GONE_MS - (performance.now() - signalled));
+        const elapsed = formatMs(performance.now() - signalled);
+        const left = gone ? [] : cluster.groupPids();
+        note(`GET /heavy (about ${CTRL_C_HEAVY_MS / 1000} s of CPU) in flight on worker ${worker} at Ctrl-C: ${describeOutcome(outcome)}`);
+        assert(
+          isOk(outcome),
+          `the /heavy in flight at Ctrl-C got ${describeOutcome(outcome)}: Ctrl-C signals every process of the group, workers too, and a worker that does not handle SIGINT dies mid-request. ` +
+            `Drain on SIGINT in the worker too, with process.on('SIGINT', ...) (task 1)`,
+        );
+        target(
+          `${left.length} of ${running.length} processes left ${elapsed} after Ctrl-C (target: none within ${CTRL_C_GONE_MS / 1000} s)`,
+          gone,
+          `pids ${left.join(', ')} still running ${CTRL_C_GONE_MS / 1000} s after Ctrl-C, though the only request in flight had been answered: a draining worker waits for every open connection to end, and an idle keep-alive connection ends only when the client or the server's keepAliveTimeout closes it. ` +
+            `Close the connections still idle after KEEP_ALIVE_GRACE_MS with server.closeIdleConnections() (task 2)`,
         );
       } finally {
         agent.destroy();

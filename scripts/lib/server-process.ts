@@ -108,6 +108,12 @@ export class ServerProcess {
     process.kill(this.pid, signal);
   }
 
+  // Signals every process of the group, as Ctrl-C in a terminal does.
+  signalAll(signal: NodeJS.Signals): void {
+    if (this.exitInfo) return;
+    signalGroup(this.pid, signal);
+  }
+
   // The group's processes that have not exited. An exited process whose parent died
   // stays in the table as a zombie until init reaps it, which can take seconds in a
   // container; it is left out.
