@@ -120,6 +120,15 @@ describe('lesson 5: graceful shutdown and rolling reload', function () {
       cluster.signal('SIGHUP');
       const trial = await watchFailedReload(cluster, original);
       note(`CRASH_AT_BOOT_FILE created, then SIGHUP: new workers forked: ${trial.forked.join(', ') || 'none'}; crashed: ${trial.crashed.join(', ') || 'none'}`);
+      assert(
+        trial.retired.length === 0,
+        `the primary retired old worker ${trial.retired.join(', ')} for a new one that then crashed at boot: it took the new worker as ready too soon. ` +
+          `A new worker is ready once it has listened ('listening', not 'online') and then stayed up STABILITY_WINDOW_MS (task 5)`,
+      );
+      assert(
+        trial.forkedBeforeFirstCrash <= 1,
+        `the primary forked ${trial.forkedBeforeFirstCrash} new workers at once after SIGHUP (${trial.forked.join(', ')}), before the first had crashed: a rolling reload forks one new worker, waits until it is ready, retires one old worker, and only then forks the next (task 6)`,
+      );
       assertPrimarySurvived(cluster);
       const answering = [...(await collectPids(cluster, CRASH_WORKERS, PID_WAIT_MS, EXTRA_PID_SAMPLES).catch(() => new Set<number>()))];
       const stopped = `${cluster.stdout}\n${cluster.stderr}`.split('\n').find((line) => /reload stopped/i.test(line));
@@ -347,6 +356,9 @@ function explainDrops(run: ReloadLoad, keepAlive: boolean): string {
 interface FailedReload {
   forked: number[];
   crashed: number[];
+  // New workers forked, and old workers gone, by the time the first new worker crashed.
+  forkedBeforeFirstCrash: number;
+  retired: number[];
 }
 
 // Watches the process table after a SIGHUP whose new workers crash at boot: which workers
@@ -357,18 +369,22 @@ async function watchFailedReload(cluster: ServerProcess, original: number[]): Pr
   const crashed = new Set<number>();
   const started = performance.now();
   let firstCrashAt: number | undefined;
+  let forkedBeforeFirstCrash = 0;
+  let retired: number[] = [];
   while (performance.now() - started < FAILED_RELOAD_TIMEOUT_MS && !cluster.exitInfo) {
     if (firstCrashAt !== undefined && performance.now() - firstCrashAt >= QUIET_AFTER_CRASH_MS) break;
     const workers = cluster.workerPids();
     for (const pid of workers) if (!original.includes(pid)) forked.add(pid);
+    if (firstCrashAt === undefined) forkedBeforeFirstCrash = forked.size;
     for (const pid of forked) {
       if (workers.includes(pid) || crashed.has(pid)) continue;
       crashed.add(pid);
+      if (firstCrashAt === undefined) retired = original.filter((old) => !workers.includes(old));
       firstCrashAt ??= performance.now();
     }
     await sleep(POLL_INTERVAL_MS);
   }
-  return { forked: [...forked], crashed: [...crashed] };
+  return { forked: [...forked], crashed: [...crashed], forkedBeforeFirstCrash, retired };
 }
 
 type Outcome = { answer: HttpAnswer } | { error: string };
