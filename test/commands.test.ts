@@ -1,7 +1,8 @@
 // The learner's commands, spawned as a learner runs them, in a scratch copy of the
 // course. They verify that:
 // - every command explains itself with --help, and README.md quotes that text
-// - .ci/run runs exactly the README's quickstart
+// - .ci/run runs exactly the README's quickstart, then the Node versions matrix its
+//   maintainers' section names, on every supported major but the oldest (CI's own)
 // - an unknown lesson exits 2 with the list of lessons; a bad flag exits 2 with usage
 // - a pass marks the lesson done; progress, hint and check then move on to the next
 // - a target the check could not measure prints as not measured, never as ✔ or as an
@@ -19,10 +20,11 @@ import path from 'node:path';
 import { assert } from 'chai';
 import { TEST_CORES_ENV } from '../scripts/lib/checks.ts';
 import { REPO_ROOT } from '../scripts/lib/paths.ts';
+import { supportedMajors } from '../scripts/lib/node-versions.ts';
 import { findFreePort } from '../scripts/lib/ports.ts';
 import { leftoverProcesses, makeScratchCopy, runScript, spawnScript, waitFor } from './helpers.ts';
 
-const COMMANDS = ['check', 'watch', 'hint', 'progress', 'reset', 'solution', 'serve', 'compare'];
+const COMMANDS = ['check', 'watch', 'hint', 'progress', 'reset', 'solution', 'serve', 'compare', 'test:node'];
 const LESSON_1 = path.join('lessons', '01-blocking-server', 'server.ts');
 const STARTER_1 = path.join('starters', '01-blocking-server', 'server.ts');
 const SOLUTION_1 = path.join('solutions', '01-blocking-server', 'server.ts');
@@ -56,7 +58,7 @@ describe('the commands', function () {
     const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
     for (const command of COMMANDS) {
       it(`${command} --help prints the usage README.md quotes`, async function () {
-        const result = await run(command, ['--help']);
+        const result = await run(command.replace(':', '-'), ['--help']);
         assert(result.code === 0, `exit code ${result.code}: ${result.output}`);
         assert(result.output.startsWith(`Usage: npm run ${command}`), `usage starts: ${result.output.slice(0, 80)}`);
         assert(readme.includes(result.output.trim()), `README.md does not quote npm run ${command} -- --help word for word:\n${result.output}`);
@@ -71,10 +73,20 @@ describe('the commands', function () {
       });
     }
 
-    it("runs in CI exactly the README's quickstart commands", function () {
-      const quickstart = readme.split('## Quickstart')[1].match(/```\n([\s\S]*?)```/)![1].trim().split('\n');
+    it("runs in CI exactly the README's quickstart commands, then the matrix on every other supported Node", function () {
+      const codeAfter = (heading: string) => readme.split(heading)[1].match(/```\n([\s\S]*?)```/)![1].trim().split('\n');
+      const readmeCommands = [...codeAfter('## Quickstart'), ...codeAfter('CI runs `.ci/run`')];
       const ci = fs.readFileSync(path.join(REPO_ROOT, '.ci', 'run'), 'utf8').split('\n').filter((line) => line && !/^(#|set |cd )/.test(line));
-      assert(JSON.stringify(ci) === JSON.stringify(quickstart), `.ci/run runs ${JSON.stringify(ci)}, the README's quickstart says ${JSON.stringify(quickstart)}`);
+      assert(JSON.stringify(ci) === JSON.stringify(readmeCommands), `.ci/run runs ${JSON.stringify(ci)}, the README says ${JSON.stringify(readmeCommands)}`);
+      const matrix = ci.join('\n').match(/^npm run test:node -- ([\d ]+)$/m)?.[1].split(' ').map(Number) ?? [];
+      const others = supportedMajors().slice(1);
+      assert(JSON.stringify(matrix) === JSON.stringify(others), `.ci/run tests Node ${matrix.join(', ') || 'no other major'}; package.json's engines names ${others.join(', ')} beside the oldest`);
+    });
+
+    it('test:node rejects an argument that is no Node major, with exit code 2 and the usage', async function () {
+      const result = await run('test-node', ['lts']);
+      assert(result.code === 2, `exit code ${result.code}, expected 2: ${result.output}`);
+      assert(result.output.startsWith('"lts" is no Node.js major') && result.output.includes('Usage: npm run test:node'), result.output);
     });
 
     it('rejects an unknown flag with exit code 2 and the usage', async function () {
