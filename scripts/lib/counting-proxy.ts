@@ -38,8 +38,10 @@ const BAD_GATEWAY = 502;
 export class CountingProxy {
   private readonly passages: Passage[] = [];
   private readonly server: http.Server;
+  private readonly target: URL;
 
-  private constructor(private readonly target: URL) {
+  private constructor(target: URL) {
+    this.target = target;
     this.server = http.createServer((req, res) => this.forward(req, res));
   }
 

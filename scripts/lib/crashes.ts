@@ -228,8 +228,11 @@ export interface WorkerLife {
 export class WorkerLog {
   readonly lives: WorkerLife[] = [];
   private readonly since = performance.now();
+  private readonly server: ServerProcess;
 
-  constructor(private readonly server: ServerProcess) {}
+  constructor(server: ServerProcess) {
+    this.server = server;
+  }
 
   sample(): number[] {
     const now = performance.now() - this.since;

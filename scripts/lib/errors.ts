@@ -7,11 +7,11 @@ export const EXIT_USAGE = 2;
 // The learner typed something the command does not understand. `showUsage` adds
 // the command's usage to the message.
 export class UsageError extends Error {
-  constructor(
-    message: string,
-    readonly showUsage = false,
-  ) {
+  readonly showUsage: boolean;
+
+  constructor(message: string, showUsage = false) {
     super(message);
+    this.showUsage = showUsage;
   }
 }
 

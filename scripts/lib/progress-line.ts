@@ -11,10 +11,12 @@ export class ProgressLine {
   private drawn = false;
 
   // `describe` is called at every redraw, so it can show a clock.
-  constructor(
-    private readonly describe: () => string,
-    private readonly stream: NodeJS.WriteStream = process.stdout,
-  ) {
+  private readonly describe: () => string;
+  private readonly stream: NodeJS.WriteStream;
+
+  constructor(describe: () => string, stream: NodeJS.WriteStream = process.stdout) {
+    this.describe = describe;
+    this.stream = stream;
     if (stream.isTTY) this.timer = setInterval(() => this.redraw(), REDRAW_INTERVAL_MS);
   }
 

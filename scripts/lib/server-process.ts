@@ -68,11 +68,14 @@ export class ServerProcess {
   exitExpected = false;
   private output = { stdout: '', stderr: '' };
 
-  constructor(
-    readonly file: string,
-    readonly port: number,
-    private readonly child: ChildProcess,
-  ) {
+  readonly file: string;
+  readonly port: number;
+  private readonly child: ChildProcess;
+
+  constructor(file: string, port: number, child: ChildProcess) {
+    this.file = file;
+    this.port = port;
+    this.child = child;
     this.pid = child.pid!;
     child.stdout!.on('data', (chunk: Buffer) => this.append('stdout', chunk));
     child.stderr!.on('data', (chunk: Buffer) => this.append('stderr', chunk));
