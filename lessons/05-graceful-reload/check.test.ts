@@ -14,6 +14,10 @@
 //   keep-alive connection sits idle: the /heavy is answered, and the whole cluster is
 //   gone within 3.5 s, before the server's keepAliveTimeout would close that connection
 //
+// - SIGTERM while one of two workers is stuck (stopped with SIGSTOP, as a worker whose
+//   event loop never returns would be: it runs none of its own timers): the primary
+//   SIGKILLs it once DRAIN_TIMEOUT_MS has passed, and the whole cluster is gone soon after
+//
 // Workers are counted from the process table (ServerProcess.workerPids), never from what
 // a server prints. Every load and every wait is bounded, so that a server that never
 // finishes a reload or never exits fails the check instead of hanging it. A failure names
@@ -63,6 +67,10 @@ const CRASH_WORKERS = 2;
 const CTRL_C_WORKERS = 1;
 const CTRL_C_HEAVY_MS = 1_000;
 const CTRL_C_GONE_MS = 3_500;
+// A stuck worker: the starter's DRAIN_TIMEOUT_MS (10 s), then time for the rest to exit.
+const STUCK_WORKERS = 2;
+const DRAIN_TIMEOUT_MS = 10_000;
+const STUCK_GONE_MS = DRAIN_TIMEOUT_MS + 4_000;
 const FAILED_RELOAD_TIMEOUT_MS = 10_000;
 // How long the check watches for more forks once the first new worker has crashed: longer
 // than a restart delay plus a fork.
@@ -286,6 +294,37 @@ describe('lesson 5: graceful shutdown and rolling reload', function () {
       } finally {
         agent.destroy();
       }
+    });
+  });
+  describe(`SIGTERM while a worker is stuck (stopped with SIGSTOP), WORKERS=${STUCK_WORKERS}`, function () {
+    let cluster: ServerProcess;
+
+    before(async function () {
+      cluster = await startTarget({ WORKERS: String(STUCK_WORKERS) });
+    });
+
+    after(async function () {
+      await cluster?.stop();
+    });
+
+    it(`SIGKILLs the stuck worker after DRAIN_TIMEOUT_MS and is gone within ${STUCK_GONE_MS / 1000} s`, async function () {
+      // A worker that has answered, so it is past its boot.
+      const [stuck] = await collectPids(cluster, STUCK_WORKERS, PID_WAIT_MS, 0);
+      process.kill(stuck, 'SIGSTOP');
+      cluster.exitExpected = true;
+      cluster.signal('SIGTERM');
+      const signalled = performance.now();
+      const gone = await cluster.waitForGroupGone(STUCK_GONE_MS);
+      const elapsed = formatMs(performance.now() - signalled);
+      const left = gone ? [] : cluster.groupPids();
+      const primaryLeft = left.includes(cluster.pid);
+      note(`worker ${stuck} stopped with SIGSTOP, then SIGTERM to the primary: ${gone ? `the whole cluster gone after ${elapsed}` : `pids ${left.join(', ')} still running after ${elapsed}`}`);
+      target(
+        `${left.length} processes left ${elapsed} after SIGTERM (target: none within ${STUCK_GONE_MS / 1000} s)`,
+        gone,
+        `${left.includes(stuck) ? `the stuck worker ${stuck} was still running` : `pids ${left.join(', ')} were still running`} ${STUCK_GONE_MS / 1000} s after SIGTERM${left.includes(stuck) && !primaryLeft ? ', and the primary had exited without it' : ''}. ` +
+          `A worker stuck in an endless loop never runs its own timers or exits, so only the primary can end it: retireWorker() must SIGKILL a worker that has not exited DRAIN_TIMEOUT_MS after SHUTDOWN (task 4).`,
+      );
     });
   });
 });
