@@ -7,7 +7,7 @@ import { measure, type Load, type Row } from '../solutions/04-load-test-comparis
 import { parseCommandLine, runCommand } from './lib/cli.ts';
 import { EXIT_PASS, UsageError, VerdictError } from './lib/errors.ts';
 import { heavyRounds, TARGET_HEAVY_MS } from './lib/calibrate.ts';
-import { coreCount } from './lib/checks.ts';
+import { busyMachineReason, coreCount } from './lib/checks.ts';
 import { REPO_ROOT, relativeToRepo } from './lib/paths.ts';
 import { findFreePort } from './lib/ports.ts';
 import { HOST, startServer, type ServerProcess } from './lib/server-process.ts';
@@ -22,6 +22,7 @@ import {
   formatTarget,
   formatTextTable,
   judgeTargets,
+  MIN_SPEEDUP,
   PUBLISHED,
   type Comparison,
 } from './lib/comparison.ts';
@@ -103,7 +104,7 @@ async function main(): Promise<number> {
     serial: serialRow,
     cluster: clusterRow,
     published: PUBLISHED,
-    targets: judgeTargets(serialRow, clusterRow, coreCount()),
+    targets: judgeTargets(serialRow, clusterRow, coreCount(), await busyIfSlow(serialRow, clusterRow)),
   };
   console.log(`\n${formatTextTable(comparison)}\n\n${footnote()}\n${explainColumns(comparison)}\n\n${formatChart(serialRow, clusterRow)}\n`);
   for (const target of comparison.targets) console.log(formatTarget(target));
@@ -111,6 +112,12 @@ async function main(): Promise<number> {
   writeResults(comparison);
   console.log(`\nWrote ${relativeToRepo(path.join(RESULTS_DIR, 'compare.json'))} and compare.md. What each column means: lessons/04-load-test-comparison/README.md`);
   return EXIT_PASS;
+}
+
+// Sampled only when the cluster missed its speed target, with both servers stopped: what
+// other programs use of the CPU then is what they were likely using during the runs.
+async function busyIfSlow(serial: Row, cluster: Row): Promise<string | undefined> {
+  return cluster.effectiveRps < MIN_SPEEDUP * serial.effectiveRps ? busyMachineReason() : undefined;
 }
 
 // Starts one server, sends it the load, and stops it before the next run starts: a

@@ -120,6 +120,14 @@ describe('the harness', function () {
       assert(notes.split('\n').length === 1 && notes.startsWith('completed:'), `expected only the completed line:\n${notes}`);
     });
 
+    it('prints a missed speed target on a busy machine as not measured, not as a ✘', function () {
+      const slow = { ...quiet, effectiveRps: quiet.effectiveRps * 1.2 };
+      const busy = formatTarget(judgeTargets(quiet, slow, 2, 'other programs were using 1.3 of this machine\'s 2 cores')[1]);
+      assert(busy.endsWith('–') && busy.includes('not measured: other programs') && !busy.includes('≥'), busy);
+      const quietMiss = formatTarget(judgeTargets(quiet, slow, 2)[1]);
+      assert(quietMiss.endsWith('✘') && quietMiss.includes('≥ 1.6 ×'), quietMiss);
+    });
+
     it('prints the speed target on 1 core as not measured, not as an inequality', function () {
       const line = formatTarget(judgeTargets(overloaded, overloaded, 1)[1]);
       assert(line.endsWith('–') && line.includes('not measured: this machine has 1 core') && !line.includes('≥'), line);
