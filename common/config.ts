@@ -6,12 +6,16 @@ export interface ServerConfig {
   host: string;
   workers: number;
   heavyRounds: number;
+  // From lesson 6 on: how long a worker may go without showing the primary that its event
+  // loop runs before the primary kills it as hung.
+  hangTimeoutMs: number;
 }
 
 const DEFAULT_PORT = 3000;
 // A server with a /crash route never listens on every interface by default.
 const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_HEAVY_ROUNDS = 15;
+const DEFAULT_HANG_TIMEOUT_MS = 3_000;
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   return {
@@ -19,6 +23,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     host: env.HOST || DEFAULT_HOST,
     workers: readInteger(env, 'WORKERS', os.availableParallelism(), 1),
     heavyRounds: readInteger(env, 'HEAVY_ROUNDS', DEFAULT_HEAVY_ROUNDS, 1),
+    hangTimeoutMs: readInteger(env, 'HANG_TIMEOUT_MS', DEFAULT_HANG_TIMEOUT_MS, 1),
   };
 }
 

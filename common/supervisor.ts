@@ -1,0 +1,200 @@
+// The primary you built in lessons 3 and 5, as a module, for lesson 6 on: it forks the
+// workers and keeps the pool whole with lesson 3's restart policy, drains the cluster on
+// SIGTERM and SIGINT, and replaces the workers one at a time on SIGHUP. It is the lesson-5
+// solution's primary, with one addition: markHung(), for lesson 6's heartbeat.
+import cluster, { type Worker } from 'node:cluster';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ServerConfig } from './config.ts';
+import { CLOSE, DRAINING, SHUTDOWN, type DrainingMessage } from './messages.ts';
+
+// Lesson 3's restart policy: the first counted death waits RESTART_DELAY_MS, each one
+// after it twice as long, up to MAX_RESTART_DELAY_MS, until the pool has gone
+// STABLE_UPTIME_MS without one; DEATH_LIMIT within DEATH_WINDOW_MS is a crash loop.
+const RESTART_DELAY_MS = 100;
+const MAX_RESTART_DELAY_MS = 1_000;
+const STABLE_UPTIME_MS = 5_000;
+const DEATH_LIMIT = 5;
+const DEATH_WINDOW_MS = 10_000;
+// Lesson 5: how long a draining worker may take before it is killed, and how a reload
+// tries out a new worker before an old one drains.
+export const DRAIN_TIMEOUT_MS = 10_000;
+const LISTEN_TIMEOUT_MS = 10_000;
+const STABILITY_WINDOW_MS = 500;
+
+export interface Supervisor {
+  // Call it just before you kill a worker that has hung while serving: like a worker that
+  // crashed on a request, it is replaced at once and not counted toward a crash loop.
+  markHung(worker: Worker): void;
+}
+
+// Workers the primary stops itself (a reload, SIGTERM): no replacement needed.
+const stoppedOnPurpose = new WeakSet<Worker>();
+// Workers whose replacement was started when they began to drain, or is on its way.
+const replaced = new WeakSet<Worker>();
+const hung = new WeakSet<Worker>();
+const onTrial = new WeakSet<Worker>();
+const pendingForks = new Set<NodeJS.Timeout>();
+const deathTimes: number[] = [];
+// A draining worker closes its server only once another one serves, or the primary
+// closes the port and clients are refused (lesson 3).
+const serving = new Set<Worker>();
+const closeWhenServed = new Set<Worker>();
+let lastDeathAt = -Infinity;
+let restartAttempt = 0;
+let stopping = false;
+let reloading = false;
+let reloadRequested = false;
+
+export function startSupervisor(config: ServerConfig): Supervisor {
+  for (let i = 0; i < config.workers; i++) cluster.fork();
+  let listening = 0;
+  cluster.on('listening', (worker) => {
+    listening += 1;
+    if (listening === config.workers) {
+      console.log(`primary ${process.pid} ready: ${config.workers} workers at http://${config.host}:${config.port}`);
+    }
+    serving.add(worker);
+    for (const drained of closeWhenServed) closeWorker(drained);
+  });
+  cluster.on('exit', handleWorkerExit);
+  cluster.on('message', handleWorkerMessage);
+  process.on('SIGTERM', () => stopCluster(0));
+  process.on('SIGINT', () => stopCluster(0));
+  process.on('SIGHUP', () => void reloadWorkers());
+  return { markHung: (worker) => hung.add(worker) };
+}
+
+function handleWorkerExit(worker: Worker, code: number | null, signal: string | null): void {
+  serving.delete(worker);
+  closeWhenServed.delete(worker);
+  if (stoppedOnPurpose.has(worker) || replaced.has(worker) || onTrial.has(worker)) return;
+  console.log(`worker ${worker.process.pid} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`);
+  if (hung.has(worker)) {
+    console.log(`worker ${worker.process.pid} hung while serving: replacing it at once`);
+    if (!stopping) cluster.fork();
+    return;
+  }
+  restartWithBackoff(worker);
+}
+
+function handleWorkerMessage(worker: Worker, message: DrainingMessage): void {
+  if (message?.type !== DRAINING) return;
+  serving.delete(worker);
+  if (serving.size > 0) closeWorker(worker);
+  else closeWhenServed.add(worker);
+  if (message.request) {
+    console.log(`worker ${worker.process.pid} crashed on ${message.request}: replacing it at once`);
+    replaced.add(worker);
+    if (!stopping) cluster.fork();
+    return;
+  }
+  console.log(`worker ${worker.process.pid} crashed outside any request`);
+  restartWithBackoff(worker);
+}
+
+function closeWorker(worker: Worker): void {
+  closeWhenServed.delete(worker);
+  if (worker.isConnected()) worker.send(CLOSE);
+}
+
+// A death that no request explains: counted toward the crash loop, and restarted late.
+function restartWithBackoff(worker: Worker): void {
+  replaced.add(worker);
+  if (stopping) return;
+  const now = Date.now();
+  deathTimes.push(now);
+  while (deathTimes[0] <= now - DEATH_WINDOW_MS) deathTimes.shift();
+  if (deathTimes.length >= DEATH_LIMIT) {
+    console.error(`primary ${process.pid} giving up: ${DEATH_LIMIT} workers died within ${DEATH_WINDOW_MS / 1000} s with no request to blame (do they crash at boot?)`);
+    stopCluster(1);
+    return;
+  }
+  if (now - lastDeathAt >= STABLE_UPTIME_MS) restartAttempt = 0;
+  lastDeathAt = now;
+  const delayMs = Math.min(RESTART_DELAY_MS * 2 ** restartAttempt, MAX_RESTART_DELAY_MS);
+  restartAttempt += 1;
+  console.log(`replacing worker ${worker.process.pid} in ${delayMs} ms`);
+  const timer = setTimeout(() => {
+    pendingForks.delete(timer);
+    cluster.fork();
+  }, delayMs);
+  pendingForks.add(timer);
+}
+
+// Replaces the workers running now one at a time, so that some always serve.
+async function reloadWorkers(): Promise<void> {
+  if (stopping) return;
+  if (reloading) {
+    reloadRequested = true;
+    return;
+  }
+  reloading = true;
+  console.log(`primary ${process.pid} reloading: replacing ${liveWorkers().length} workers one at a time`);
+  const failure = await replaceOneByOne(liveWorkers());
+  reloading = false;
+  if (stopping) return;
+  if (failure) {
+    console.error(`primary ${process.pid} reload stopped: ${failure}; the old workers keep serving`);
+    return;
+  }
+  console.log(`primary ${process.pid} reload done: workers ${liveWorkers().map((worker) => worker.process.pid).join(', ')}`);
+  if (reloadRequested) {
+    reloadRequested = false;
+    void reloadWorkers();
+  }
+}
+
+async function replaceOneByOne(oldWorkers: Worker[]): Promise<string | undefined> {
+  for (const oldWorker of oldWorkers) {
+    if (stopping) return undefined;
+    if (oldWorker.isDead() || replaced.has(oldWorker)) continue;
+    const newWorker = cluster.fork();
+    onTrial.add(newWorker);
+    const failure = await waitUntilReady(newWorker);
+    if (failure) {
+      if (!newWorker.isDead()) newWorker.process.kill('SIGKILL');
+      return failure;
+    }
+    onTrial.delete(newWorker);
+    await retireWorker(oldWorker);
+  }
+  return undefined;
+}
+
+async function waitUntilReady(worker: Worker): Promise<string | undefined> {
+  const pid = worker.process.pid;
+  const died = once(worker, 'exit').then(() => `new worker ${pid} exited before it was ready`);
+  const listened = once(worker, 'listening').then(() => undefined);
+  const timedOut = sleep(LISTEN_TIMEOUT_MS, `new worker ${pid} did not listen within ${LISTEN_TIMEOUT_MS / 1000} s`, { ref: false });
+  const notListening = await Promise.race([listened, died, timedOut]);
+  if (notListening) return notListening;
+  return Promise.race([sleep(STABILITY_WINDOW_MS, undefined, { ref: false }), died]);
+}
+
+// Drains `worker` and resolves once it has exited, killing it after DRAIN_TIMEOUT_MS.
+async function retireWorker(worker: Worker): Promise<void> {
+  if (stoppedOnPurpose.has(worker) || worker.isDead()) return;
+  stoppedOnPurpose.add(worker);
+  const exited = once(worker, 'exit');
+  if (worker.isConnected()) worker.send(SHUTDOWN);
+  const timer = setTimeout(() => {
+    console.error(`worker ${worker.process.pid} still running ${DRAIN_TIMEOUT_MS / 1000} s after SHUTDOWN: killing it`);
+    worker.process.kill('SIGKILL');
+  }, DRAIN_TIMEOUT_MS);
+  await exited;
+  clearTimeout(timer);
+}
+
+function stopCluster(exitCode: number): void {
+  if (stopping) return;
+  stopping = true;
+  process.exitCode = exitCode;
+  for (const timer of pendingForks) clearTimeout(timer);
+  console.log(`primary ${process.pid} stopping: draining ${liveWorkers().length} workers`);
+  for (const worker of liveWorkers()) void retireWorker(worker);
+}
+
+function liveWorkers(): Worker[] {
+  return Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined && !worker.isDead());
+}

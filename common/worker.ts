@@ -1,0 +1,86 @@
+// The worker you built in lessons 3 and 5, as a module, for lesson 6 on: an HTTP server
+// on the contract's routes that answers the request an uncaught exception hit with a
+// 500, and drains (stops accepting, answers what it has, closes idle keep-alive
+// connections, exits) on SHUTDOWN, SIGTERM or SIGINT. It is the lesson-5 solution's
+// worker, plus the route lesson 6 adds: GET /hang, which never returns.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import cluster from 'node:cluster';
+import http from 'node:http';
+import net from 'node:net';
+import type { ServerConfig } from './config.ts';
+import { injectFaults } from './faults.ts';
+import { computeHeavy } from './heavy.ts';
+import { CLOSE, DRAINING, SHUTDOWN, type DrainingMessage } from './messages.ts';
+import { sendJson } from './respond.ts';
+
+const DRAIN_TIMEOUT_MS = 10_000;
+const KEEP_ALIVE_GRACE_MS = 1_000;
+
+// The response of the request whose code is running, even inside its callbacks.
+const currentResponse = new AsyncLocalStorage<http.ServerResponse>();
+let draining = false;
+let crashed = false;
+
+export function startWorker(config: ServerConfig): http.Server {
+  const server = http.createServer((req, res) => currentResponse.run(res, () => handleRequest(config, req, res)));
+  // The checks make workers crash through the environment (common/faults.ts).
+  injectFaults(server);
+  process.on('uncaughtException', handleUncaughtException);
+  process.on('message', (message) => {
+    if (message === SHUTDOWN) drain(server, 0);
+    if (message === CLOSE) drain(server, 1);
+  });
+  process.on('SIGTERM', () => drain(server, 0));
+  process.on('SIGINT', () => drain(server, 0));
+  server.listen(config.port, config.host);
+  return server;
+}
+
+function handleRequest(config: ServerConfig, req: http.IncomingMessage, res: http.ServerResponse): void {
+  if (draining || crashed) res.setHeader('connection', 'close');
+  if (req.url === '/heavy') {
+    sendJson(res, 200, { pid: process.pid, result: computeHeavy(config.heavyRounds) });
+    return;
+  }
+  if (req.url === '/light') {
+    sendJson(res, 200, { pid: process.pid });
+    return;
+  }
+  if (req.url === '/crash') {
+    setTimeout(() => {
+      throw new Error(`/crash requested on pid ${process.pid}`);
+    });
+    return;
+  }
+  if (req.url === '/hang') {
+    // As a runaway regex or an endless loop would: no exception, no exit, no answer, and
+    // no other callback of this process ever runs again.
+    for (;;);
+  }
+  sendJson(res, 404, { error: `no route for ${req.url}` });
+}
+
+function handleUncaughtException(error: Error): void {
+  console.error(`worker ${process.pid} uncaught exception:`, error);
+  const res = currentResponse.getStore();
+  if (res && !res.headersSent) {
+    res.setHeader('connection', 'close');
+    sendJson(res, 500, { error: 'internal error' });
+  }
+  if (crashed || draining) return;
+  crashed = true;
+  const message: DrainingMessage = { type: DRAINING, request: res && `${res.req.method} ${res.req.url}` };
+  cluster.worker?.send(message);
+  setTimeout(() => process.exit(1), DRAIN_TIMEOUT_MS).unref();
+}
+
+function drain(server: http.Server, exitCode: number): void {
+  if (draining) return;
+  draining = true;
+  net.Server.prototype.close.call(server, () => {
+    process.exitCode = exitCode;
+    cluster.worker?.disconnect();
+  });
+  setTimeout(() => server.closeIdleConnections(), KEEP_ALIVE_GRACE_MS).unref();
+  setTimeout(() => process.exit(exitCode), DRAIN_TIMEOUT_MS).unref();
+}

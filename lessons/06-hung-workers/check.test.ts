@@ -1,0 +1,370 @@
+// Lesson 6 checks. They verify that:
+// - a /hang on one of WORKERS=2 workers (HANG_TIMEOUT_MS=1500): the hung worker is gone
+//   within HANG_TIMEOUT_MS plus 1 s, killed with SIGKILL by the primary; exactly 2
+//   workers serve again within 5 s of the kill, and every /light over a fresh connection
+//   is answered afterwards; the check prints how long the hang stalled clients
+// - a /heavy that blocks its worker's event loop for about half of HANG_TIMEOUT_MS is
+//   answered, its worker is kept, and the primary prints a line saying it was "blocked"
+// - hangs repeated (both workers at once, 3 times in a row, HANG_TIMEOUT_MS=800) never
+//   make the primary give up: a worker that hung while serving is a request's fault
+// - SIGTERM to the primary while a worker is hung: the whole cluster is gone within
+//   HANG_TIMEOUT_MS plus 3 s, not after the drain's 10 s
+//
+// What the primary does to a hung worker is seen from outside: a module imported into
+// the cluster (scripts/lib/signal-spy.ts) reports every signal the primary sends, every
+// worker.disconnect() it calls, and which workers message it regularly. Workers are
+// counted from the process table. Every wait is bounded, so a primary that never acts
+// fails the check instead of hanging it. A failure names the task of the lesson's README
+// (and the starter's numbered TODO) that it points to.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { assert } from 'chai';
+import { heavyRounds, TARGET_HEAVY_MS } from '../../scripts/lib/calibrate.ts';
+import { collectPids, targetFile } from '../../scripts/lib/checks.ts';
+import { get, pidOf, type HttpAnswer } from '../../scripts/lib/http.ts';
+import { formatMs, note, skipTarget, target } from '../../scripts/lib/report.ts';
+import { startServer, type ServerProcess } from '../../scripts/lib/server-process.ts';
+import { readSpy, type SpyEvent } from '../../scripts/lib/signal-spy.ts';
+
+const SIGNAL_SPY = new URL('../../scripts/lib/signal-spy.ts', import.meta.url).href;
+const WORKERS = 2;
+const HANG_TIMEOUT_MS = 1_500;
+// From the /hang to the SIGKILL: HANG_TIMEOUT_MS of silence, a heartbeat interval and a
+// look at the clocks (250 ms each in the solution), and room for a busy machine.
+const KILL_WITHIN_MS = HANG_TIMEOUT_MS + 1_000;
+// How much longer the check waits to see a late kill, to say how late it was.
+const LATE_KILL_WAIT_MS = 4_000;
+// From the kill until WORKERS workers serve: one worker's start.
+const WHOLE_WITHIN_MS = 5_000;
+const HEARTBEATS_WAIT_MS = 3_000;
+const PROBE_INTERVAL_MS = 100;
+const PROBE_TIMEOUT_MS = 5_000;
+const LOOK_AT_PROBES_MS = 800;
+const AFTER_PROBES = 10;
+const POLL_INTERVAL_MS = 50;
+// A whole pool: exactly WORKERS workers in the table for this long.
+const SETTLED_MS = 500;
+// The legitimate block: a /heavy of about half of HANG_TIMEOUT_MS.
+const BUSY_HEAVY_MS = HANG_TIMEOUT_MS / 2;
+const BUSY_ANSWER_TIMEOUT_MS = 10_000;
+// After the /heavy, long enough for a primary that was about to kill its worker to do it.
+const AFTER_BUSY_MS = 1_000;
+// Repeated hangs: every worker at once, ROUNDS times, with a shorter timeout so that the
+// deaths, if the primary counts them, fill lesson 3's window of 5 within 10 s.
+const REPEAT_TIMEOUT_MS = 800;
+const REPEAT_ROUNDS = 3;
+const STOP_HANG_SETTLE_MS = 300;
+const STOP_GONE_MS = HANG_TIMEOUT_MS + 3_000;
+
+describe('lesson 6: hung workers', function () {
+  describe(`a /hang on one of WORKERS=${WORKERS} workers, HANG_TIMEOUT_MS=${HANG_TIMEOUT_MS}`, function () {
+    let cluster: ServerProcess;
+
+    before(async function () {
+      const busyRounds = Math.round((heavyRounds() * BUSY_HEAVY_MS) / TARGET_HEAVY_MS);
+      cluster = await startWatched({ WORKERS: String(WORKERS), HANG_TIMEOUT_MS: String(HANG_TIMEOUT_MS), HEAVY_ROUNDS: String(busyRounds) });
+    });
+
+    after(async function () {
+      await cluster?.stop();
+    });
+
+    it(`SIGKILLs the hung worker within HANG_TIMEOUT_MS, and ${WORKERS} workers serve again`, async function () {
+      const workers = [...(await collectPids(cluster, WORKERS, HEARTBEATS_WAIT_MS, 0))];
+      assert(workers.length === WORKERS, `${workers.length} workers answered /light (${workers.join(', ')}), expected WORKERS=${WORKERS}: the supervisor forks them; keep startSupervisor(config) in the primary`);
+      await waitForHeartbeats(cluster, workers);
+      const hangSent = performance.now();
+      const hang = settle(get(cluster.url('/hang'), KILL_WITHIN_MS + LATE_KILL_WAIT_MS + WHOLE_WITHIN_MS));
+      const probes = new Probes(cluster);
+      await sleep(LOOK_AT_PROBES_MS);
+      const hung = workers.filter((pid) => !probes.answeredBy(pid));
+      assert(hung.length === 1, `could not tell which worker took the /hang: ${hung.length === 0 ? 'every worker answered /light' : 'no worker answered /light'} in the ${LOOK_AT_PROBES_MS} ms after it`);
+      const [hungPid] = hung;
+
+      const killedAtMs = await waitUntilGone(hungPid, hangSent, KILL_WITHIN_MS + LATE_KILL_WAIT_MS);
+      const spy = readSpy(cluster.stderr);
+      if (killedAtMs === undefined) {
+        probes.stop();
+        assert.fail(explainNotKilled(hungPid, spy, KILL_WITHIN_MS + LATE_KILL_WAIT_MS));
+      }
+      const pool = await watchPool(cluster, WORKERS, WHOLE_WITHIN_MS);
+      probes.stop();
+      const during = await probes.settled();
+      await hang;
+      const stalled = during.filter((probe) => 'error' in probe.outcome);
+      note(`worker ${hungPid} took GET /hang; it was gone ${formatMs(killedAtMs)} later${describeKill(hungPid, spy)}`);
+      note(
+        `${during.length} GET /light sent every ${PROBE_INTERVAL_MS} ms over fresh connections meanwhile: ${during.length - stalled.length} answered, ` +
+          `${stalled.length} stalled on the hung worker for up to ${formatMs(Math.max(0, ...stalled.map((probe) => probe.ms)))} and then failed (${stalled[0] && 'error' in stalled[0].outcome ? stalled[0].outcome.error : 'none'})`,
+      );
+      note(`${pool.whole ? `${WORKERS} workers serving ${formatMs(pool.ms)} after the kill: ${pool.workers.join(', ')}` : `after ${formatMs(pool.ms)}: workers ${pool.workers.join(', ') || 'none'}`}`);
+      assert(!cluster.exitInfo, `the primary exited after the hang, and the whole cluster with it`);
+      target(
+        `hung worker gone ${formatMs(killedAtMs)} after /hang (target: within HANG_TIMEOUT_MS + 1 s = ${KILL_WITHIN_MS / 1000} s)`,
+        killedAtMs <= KILL_WITHIN_MS,
+        `the hung worker was killed ${formatMs(killedAtMs)} after the /hang, though HANG_TIMEOUT_MS was ${HANG_TIMEOUT_MS} ms: read the timeout from config.hangTimeoutMs, and look at the heartbeats' age every HEARTBEAT_INTERVAL_MS (task 3)`,
+      );
+      assert(
+        pool.most <= WORKERS,
+        `${pool.most} workers ran after one hung worker was killed, expected WORKERS=${WORKERS}: the supervisor replaces a worker marked hung, so a cluster.fork() of your own is one too many. Call supervisor.markHung(worker) and kill it; fork nothing yourself (task 5)`,
+      );
+      assert(pool.whole, `${pool.workers.length} workers 5 s after the hung one was killed (${pool.workers.join(', ') || 'none'}), expected WORKERS=${WORKERS}: call supervisor.markHung(worker) before you kill it, so the supervisor replaces it (task 5)`);
+      const after = await Promise.all(Array.from({ length: AFTER_PROBES }, () => settle(get(cluster.url('/light'), PROBE_TIMEOUT_MS))));
+      const failed = after.filter((probe) => !isOk(probe.outcome));
+      target(`${AFTER_PROBES - failed.length} of ${AFTER_PROBES} GET /light answered once the pool was whole (target: all)`, failed.length === 0, `${failed.length} GET /light failed after the pool was whole again: ${describeOutcome(failed[0]?.outcome)}`);
+    });
+
+    it('answers a /heavy that blocks its worker for half of HANG_TIMEOUT_MS, keeps that worker, and says it was blocked', async function () {
+      const before = cluster.workerPids();
+      const spyBefore = readSpy(cluster.stderr).length;
+      const heavy = await settle(get(cluster.url('/heavy'), BUSY_ANSWER_TIMEOUT_MS));
+      await sleep(AFTER_BUSY_MS);
+      const killed = readSpy(cluster.stderr)
+        .slice(spyBefore)
+        .filter((event) => event.what.startsWith('signal=') && before.includes(event.pid));
+      const gone = before.filter((pid) => !cluster.workerPids().includes(pid));
+      const busyPid = 'answer' in heavy.outcome ? pidOf(heavy.outcome.answer) : (killed[0]?.pid ?? gone[0]);
+      const blockedLine = `${cluster.stdout}\n${cluster.stderr}`.split('\n').find((line) => /blocked/i.test(line) && busyPid !== undefined && line.includes(String(busyPid)));
+      const figures = `GET /heavy: ${describeOutcome(heavy.outcome)} (about ${BUSY_HEAVY_MS} ms of CPU); workers before ${before.join(', ')}, after ${cluster.workerPids().join(', ')}`;
+      if ((killed.length > 0 || gone.length > 0) && heavy.ms >= HANG_TIMEOUT_MS) {
+        return skipTarget(figures, `the /heavy took ${formatMs(heavy.ms)}, longer than HANG_TIMEOUT_MS, so killing its worker was right: other programs slowed it down; close them and run again to measure`);
+      }
+      note(figures);
+      assert(
+        killed.length === 0 && gone.length === 0,
+        `worker ${busyPid} was killed while it was busy with a /heavy that blocked its event loop for ${formatMs(heavy.ms)}, less than HANG_TIMEOUT_MS=${HANG_TIMEOUT_MS}: ` +
+          `kill a worker only once it has been silent for longer than config.hangTimeoutMs, not when it misses a heartbeat or two (task 3)`,
+      );
+      assert(isOk(heavy.outcome), `the /heavy got ${describeOutcome(heavy.outcome)}, expected 200`);
+      if (blockedLine) note(`it printed: ${blockedLine.trim()}`);
+      assert(
+        blockedLine !== undefined,
+        `no line with "blocked" and worker ${busyPid}'s pid after its event loop was blocked for about ${BUSY_HEAVY_MS} ms: send the event loop's longest delay with each heartbeat (monitorEventLoopDelay) and print a line when it is over a quarter of HANG_TIMEOUT_MS (tasks 1 and 2)`,
+      );
+    });
+  });
+
+  describe(`every worker hung at once, ${REPEAT_ROUNDS} times in a row, WORKERS=${WORKERS}, HANG_TIMEOUT_MS=${REPEAT_TIMEOUT_MS}`, function () {
+    let cluster: ServerProcess;
+
+    before(async function () {
+      cluster = await startWatched({ WORKERS: String(WORKERS), HANG_TIMEOUT_MS: String(REPEAT_TIMEOUT_MS) });
+    });
+
+    after(async function () {
+      await cluster?.stop();
+    });
+
+    it(`replaces all ${REPEAT_ROUNDS * WORKERS} hung workers and never gives up`, async function () {
+      const replacedIn: number[] = [];
+      for (let round = 1; round <= REPEAT_ROUNDS; round++) {
+        const workers = [...(await collectPids(cluster, WORKERS, HEARTBEATS_WAIT_MS, 0))];
+        await waitForHeartbeats(cluster, workers);
+        const sent = performance.now();
+        const hangs = Array.from({ length: WORKERS }, () => settle(get(cluster.url('/hang'), PROBE_TIMEOUT_MS)));
+        const gone = await Promise.all(workers.map((pid) => waitUntilGone(pid, sent, REPEAT_TIMEOUT_MS + 1_500 + LATE_KILL_WAIT_MS)));
+        if (gone.includes(undefined)) assert.fail(explainNotKilled(workers[gone.indexOf(undefined)], readSpy(cluster.stderr), REPEAT_TIMEOUT_MS + 1_500 + LATE_KILL_WAIT_MS));
+        const pool = await watchPool(cluster, WORKERS, WHOLE_WITHIN_MS);
+        await Promise.all(hangs);
+        if (cluster.exitInfo || !pool.whole) {
+          const gaveUp = /giving up/i.test(`${cluster.stdout}\n${cluster.stderr}`);
+          assert.fail(
+            `after ${round * WORKERS - (pool.whole ? 0 : WORKERS)} hung workers ${gaveUp ? 'the primary gave up' : `the pool was not whole (workers ${pool.workers.join(', ') || 'none'})`}: ` +
+              `a worker that hung while serving is a request's fault, as a /crash is, and lesson 3's policy counts only deaths no request explains. ` +
+              `Call supervisor.markHung(worker) before you kill it, so it is replaced at once and not counted (task 5)`,
+          );
+        }
+        replacedIn.push(pool.ms + Math.max(...(gone as number[])));
+      }
+      note(`${REPEAT_ROUNDS * WORKERS} hung workers killed and replaced; from the /hangs to a whole pool: ${replacedIn.map(formatMs).join(', ')}`);
+      target(`primary still up after ${REPEAT_ROUNDS * WORKERS} hung workers, ${WORKERS} workers serving (target: never gives up)`, !cluster.exitInfo, 'the primary exited');
+    });
+  });
+
+  describe(`SIGTERM while a worker is hung, WORKERS=${WORKERS}, HANG_TIMEOUT_MS=${HANG_TIMEOUT_MS}`, function () {
+    let cluster: ServerProcess;
+
+    before(async function () {
+      cluster = await startWatched({ WORKERS: String(WORKERS), HANG_TIMEOUT_MS: String(HANG_TIMEOUT_MS) });
+    });
+
+    after(async function () {
+      await cluster?.stop();
+    });
+
+    it(`is gone within HANG_TIMEOUT_MS + 3 s, hung worker and all`, async function () {
+      const workers = [...(await collectPids(cluster, WORKERS, HEARTBEATS_WAIT_MS, 0))];
+      await waitForHeartbeats(cluster, workers);
+      const hang = settle(get(cluster.url('/hang'), STOP_GONE_MS + LATE_KILL_WAIT_MS));
+      await sleep(STOP_HANG_SETTLE_MS);
+      cluster.exitExpected = true;
+      cluster.signal('SIGTERM');
+      const signalled = performance.now();
+      const gone = await cluster.waitForGroupGone(STOP_GONE_MS);
+      const elapsed = formatMs(performance.now() - signalled);
+      const left = gone ? [] : cluster.groupPids();
+      await hang;
+      note(`GET /hang, then SIGTERM ${STOP_HANG_SETTLE_MS} ms later: ${gone ? `the whole cluster gone after ${elapsed}` : `pids ${left.join(', ')} still running after ${elapsed}`}`);
+      const why = left.some((pid) => workers.includes(pid))
+        ? `worker${left.length > 1 ? 's' : ''} ${left.filter((pid) => workers.includes(pid)).join(', ')} still running: a drain cannot end a hung worker, only a SIGKILL can, so keep watching the heartbeats while the cluster drains (task 3)`
+        : `the primary (pid ${cluster.pid}) still running after its workers had gone: a timer of its own keeps its event loop alive. unref() the interval that looks at the heartbeats (task 3)`;
+      target(`${left.length} processes left ${elapsed} after SIGTERM (target: none within ${STOP_GONE_MS / 1000} s)`, gone, `${why}`);
+    });
+  });
+});
+
+function startWatched(env: Record<string, string>): Promise<ServerProcess> {
+  return startServer({ file: targetFile(), env: { HEAVY_ROUNDS: String(heavyRounds()), ...env }, imports: [SIGNAL_SPY] });
+}
+
+// Waits (a bounded time) until each worker has messaged the primary a few times, so that
+// a hang comes after the heartbeats have begun; a worker that never sends them is judged
+// later, by what the primary does about the hang.
+async function waitForHeartbeats(cluster: ServerProcess, workers: number[]): Promise<void> {
+  const deadline = performance.now() + HEARTBEATS_WAIT_MS;
+  while (performance.now() < deadline) {
+    const regular = new Set(readSpy(cluster.stderr).filter((event) => event.what === 'messages').map((event) => event.pid));
+    if (workers.every((pid) => regular.has(pid))) return;
+    await sleep(POLL_INTERVAL_MS);
+  }
+}
+
+// Resolves to how long after `since` the process was gone, or undefined after `timeoutMs`.
+async function waitUntilGone(pid: number, since: number, timeoutMs: number): Promise<number | undefined> {
+  while (performance.now() - since < timeoutMs) {
+    if (!isAlive(pid)) return performance.now() - since;
+    await sleep(POLL_INTERVAL_MS);
+  }
+  return isAlive(pid) ? undefined : performance.now() - since;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// Why a hung worker was still running, from what the primary did about it.
+function explainNotKilled(pid: number, spy: SpyEvent[], waitedMs: number): string {
+  const mine = spy.filter((event) => event.pid === pid);
+  const signal = mine.find((event) => event.what.startsWith('signal='));
+  const running = `worker ${pid} hung on /hang and was still running ${waitedMs / 1000} s later`;
+  if (signal) {
+    const name = signal.what.slice('signal='.length);
+    const how = mine.some((event) => event.what === 'kill') ? `called worker.kill(), which sends it ${name}` : `sent it ${name}`;
+    return (
+      `${running}, though the primary ${how}: a worker catches ${name} with a handler that runs on its event loop, and that loop is blocked. ` +
+      `Only SIGKILL, which no process can catch, ends it: worker.process.kill('SIGKILL') (task 4)`
+    );
+  }
+  if (mine.some((event) => event.what === 'disconnect')) {
+    return (
+      `${running}: the primary called worker.disconnect(), which asks the worker over IPC to close, and a blocked worker reads nothing. ` +
+      `End it with worker.process.kill('SIGKILL') (task 4)`
+    );
+  }
+  if (!mine.some((event) => event.what === 'messages')) {
+    return `${running}, and it had never sent the primary a heartbeat: send one every HEARTBEAT_INTERVAL_MS from the worker with process.send() (task 1), so that its silence means something`;
+  }
+  return (
+    `${running}: it had sent the primary heartbeats, and nothing was done when they stopped. ` +
+    `Every HEARTBEAT_INTERVAL_MS, look at how long each worker has been silent, and SIGKILL one silent for longer than config.hangTimeoutMs (tasks 3 and 4)`
+  );
+}
+
+function describeKill(pid: number, spy: SpyEvent[]): string {
+  const kill = spy.find((event) => event.pid === pid && event.what === 'signal=SIGKILL');
+  return kill ? ', killed by the primary with SIGKILL' : '';
+}
+
+interface Pool {
+  whole: boolean;
+  ms: number;
+  workers: number[];
+  // The most workers seen at once.
+  most: number;
+}
+
+// Waits until exactly `count` workers have run for SETTLED_MS and each has answered.
+async function watchPool(cluster: ServerProcess, count: number, timeoutMs: number): Promise<Pool> {
+  const started = performance.now();
+  const answered = new Set<number>();
+  let workers: number[] = [];
+  let most = 0;
+  let since = performance.now();
+  while (performance.now() - started < timeoutMs && !cluster.exitInfo) {
+    const now = cluster.workerPids();
+    if (now.join() !== workers.join()) since = performance.now();
+    workers = now;
+    most = Math.max(most, workers.length);
+    const answer = await get(cluster.url('/light'), POLL_INTERVAL_MS * 4).catch(() => undefined);
+    const pid = answer && pidOf(answer);
+    if (pid !== undefined) answered.add(pid);
+    const settled = performance.now() - since >= SETTLED_MS;
+    if (workers.length === count && settled && workers.every((worker) => answered.has(worker))) {
+      return { whole: true, ms: since - started, workers, most };
+    }
+    if (pid === undefined) await sleep(POLL_INTERVAL_MS);
+  }
+  return { whole: false, ms: performance.now() - started, workers, most };
+}
+
+interface Probe {
+  sentAtMs: number;
+  ms: number;
+  outcome: Outcome;
+}
+
+// GET /light over a fresh connection every PROBE_INTERVAL_MS, as new clients would come.
+class Probes {
+  private readonly pending: Promise<Probe>[] = [];
+  private readonly answered = new Set<number>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(cluster: ServerProcess) {
+    const started = performance.now();
+    this.timer = setInterval(() => {
+      const sentAtMs = performance.now() - started;
+      const probe = settle(get(cluster.url('/light'), PROBE_TIMEOUT_MS)).then(({ ms, outcome }) => {
+        if ('answer' in outcome) this.answered.add(pidOf(outcome.answer) ?? 0);
+        return { sentAtMs, ms, outcome };
+      });
+      this.pending.push(probe);
+    }, PROBE_INTERVAL_MS);
+  }
+
+  answeredBy(pid: number): boolean {
+    return this.answered.has(pid);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  settled(): Promise<Probe[]> {
+    return Promise.all(this.pending);
+  }
+}
+
+type Outcome = { answer: HttpAnswer } | { error: string };
+
+async function settle(request: Promise<HttpAnswer>): Promise<{ ms: number; outcome: Outcome }> {
+  const started = performance.now();
+  const outcome = await request.then(
+    (answer): Outcome => ({ answer }),
+    (error: Error): Outcome => ({ error: error.message }),
+  );
+  return { ms: performance.now() - started, outcome };
+}
+
+function isOk(outcome: Outcome): boolean {
+  return 'answer' in outcome && outcome.answer.status === 200;
+}
+
+function describeOutcome(outcome: Outcome | undefined): string {
+  if (!outcome) return 'nothing';
+  if ('error' in outcome) return outcome.error;
+  return `answered ${outcome.answer.status} after ${formatMs(outcome.answer.ms)}`;
+}

@@ -1,0 +1,56 @@
+// Imported into a cluster by lesson 6's checks (node --import): the primary writes to
+// stderr each signal it sends a worker (child.kill() or process.kill()), each
+// worker.kill() and worker.disconnect() it calls, and when a worker has sent it
+// HEARTBEAT_LIKE messages, so that a check can tell what the primary tried against a
+// hung worker: nothing, SIGTERM, a disconnect, or SIGKILL.
+import { ChildProcess } from 'node:child_process';
+import cluster, { type Worker } from 'node:cluster';
+import { writeSync } from 'node:fs';
+
+export const SPY_PREFIX = 'course-spy:';
+// Messages from one worker before the spy says the worker reports regularly.
+const HEARTBEAT_LIKE = 3;
+
+if (cluster.isPrimary) {
+  const started = performance.now();
+  const say = (line: string) => writeSync(2, `${SPY_PREFIX} ${line} at=${Math.round(performance.now() - started)}\n`);
+  const kill = ChildProcess.prototype.kill;
+  ChildProcess.prototype.kill = function (this: ChildProcess, signal?: NodeJS.Signals | number) {
+    say(`signal=${signal ?? 'SIGTERM'} pid=${this.pid}`);
+    return kill.call(this, signal);
+  };
+  // Node's cluster exports its Worker class at run time; @types/node does not declare it.
+  const { prototype } = (cluster as unknown as { Worker: { prototype: Worker } }).Worker;
+  const workerKill = prototype.kill;
+  prototype.kill = function (this: Worker, signal?: string) {
+    say(`kill pid=${this.process.pid}`);
+    return workerKill.call(this, signal);
+  };
+  const disconnect = prototype.disconnect;
+  prototype.disconnect = function (this: Worker) {
+    say(`disconnect pid=${this.process.pid}`);
+    return disconnect.call(this);
+  };
+  const messages = new Map<number, number>();
+  cluster.on('message', (worker) => {
+    const pid = worker.process.pid!;
+    const count = (messages.get(pid) ?? 0) + 1;
+    messages.set(pid, count);
+    if (count === HEARTBEAT_LIKE) say(`messages pid=${pid}`);
+  });
+}
+
+export interface SpyEvent {
+  what: string;
+  pid: number;
+  atMs: number;
+}
+
+// The spy's lines in a server's stderr, oldest first.
+export function readSpy(stderr: string): SpyEvent[] {
+  return [...stderr.matchAll(new RegExp(`^${SPY_PREFIX} (\\S+) pid=(\\d+) at=(\\d+)$`, 'gm'))].map((match) => ({
+    what: match[1],
+    pid: Number(match[2]),
+    atMs: Number(match[3]),
+  }));
+}
