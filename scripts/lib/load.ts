@@ -14,8 +14,8 @@ export interface LoadOptions {
   keepAlive?: boolean;
   onAnswer?: (ok: boolean) => void;
   // Called as each request ends: with loadtest's error message (null for an answer with
-  // a status below 400) and the answer's body, if one came.
-  onOutcome?: (error: string | null, body: string | undefined) => void;
+  // a status below 400), the answer's body, if one came, and how long it took.
+  onOutcome?: (error: string | null, body: string | undefined, ms: number | undefined) => void;
 }
 
 export interface LoadSummary {
@@ -65,7 +65,7 @@ function reportOutcomes({ onAnswer, onOutcome }: LoadOptions): LoadTestOptions['
   if (!onAnswer && !onOutcome) return undefined;
   return (error, result) => {
     onAnswer?.(!error);
-    onOutcome?.(error, result?.body);
+    onOutcome?.(error, result?.body, result?.requestElapsed);
   };
 }
 
