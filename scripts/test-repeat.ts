@@ -43,13 +43,16 @@ async function main(): Promise<number> {
       const passing = result.output.match(/(\d+) passing/)?.[1] ?? '?';
       const failing = result.output.match(/(\d+) failing/)?.[1] ?? '0';
       console.log(`run ${index}/${runs}: ${result.code === 0 ? 'pass' : 'FAIL'}, ${passing} passing, ${failing} failing, ${minutes} min`);
-      if (result.code !== 0) failures.push(`run ${index}:\n${failureReport(result.output)}`);
+      if (result.code === 0) continue;
+      // At once, so a long repeat shows what failed while it goes on.
+      failures.push(`run ${index}:\n${failureReport(result.output)}`);
+      console.log(failures.at(-1));
     }
   } finally {
     if (burner) stopBurner(burner);
   }
   console.log(`\n${runs - failures.length} of ${runs} runs passed${values['busy-core'] ? ' with one core kept busy' : ''}.`);
-  for (const failure of failures) console.log(`\n${failure}`);
+  if (failures.length > 0) console.log(`\nThe failures again:\n\n${failures.join('\n\n')}`);
   return failures.length === 0 ? EXIT_PASS : EXIT_FAIL;
 }
 
