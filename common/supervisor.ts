@@ -23,8 +23,9 @@ const LISTEN_TIMEOUT_MS = 10_000;
 const STABILITY_WINDOW_MS = 500;
 
 export interface Supervisor {
-  // Call it just before you kill a worker that has hung while serving: like a worker that
-  // crashed on a request, it is replaced at once and not counted toward a crash loop.
+  // Call it just before you kill a worker that has hung: one that had listened is, like a
+  // worker that crashed on a request, replaced at once and not counted toward a crash
+  // loop; one that hung before it ever listened is counted, as a crash at boot is.
   markHung(worker: Worker): void;
 }
 
@@ -33,6 +34,8 @@ const stoppedOnPurpose = new WeakSet<Worker>();
 // Workers whose replacement was started when they began to drain, or is on its way.
 const replaced = new WeakSet<Worker>();
 const hung = new WeakSet<Worker>();
+// Workers that have listened: one that hangs before it ever serves is a boot failure.
+const listened = new WeakSet<Worker>();
 const onTrial = new WeakSet<Worker>();
 const pendingForks = new Set<NodeJS.Timeout>();
 const deathTimes: number[] = [];
@@ -51,6 +54,7 @@ export function startSupervisor(config: ServerConfig): Supervisor {
   let listening = 0;
   cluster.on('listening', (worker) => {
     listening += 1;
+    listened.add(worker);
     if (listening === config.workers) {
       console.log(`primary ${process.pid} ready: ${config.workers} workers at http://${config.host}:${config.port}`);
     }
@@ -70,7 +74,7 @@ function handleWorkerExit(worker: Worker, code: number | null, signal: string | 
   closeWhenServed.delete(worker);
   if (stoppedOnPurpose.has(worker) || replaced.has(worker) || onTrial.has(worker)) return;
   console.log(`worker ${worker.process.pid} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`);
-  if (hung.has(worker)) {
+  if (hung.has(worker) && listened.has(worker)) {
     console.log(`worker ${worker.process.pid} hung while serving: replacing it at once`);
     if (!stopping) cluster.fork();
     return;

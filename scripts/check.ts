@@ -55,7 +55,7 @@ async function main(): Promise<number> {
   }
   const file = values.file ? path.resolve(values.file) : values.solution ? solutionFile(lesson) : learnerFile(lesson);
   if (!fs.existsSync(file)) throw new VerdictError(`${relativeToRepo(file)} does not exist. npm run reset ${commandName(lesson)} puts the starter back.`);
-  const flags = [values.solution ? '--solution' : '', values.only ? `--only ${quoteArgument(values.only)}` : ''].filter(Boolean);
+  const flags = [values.solution ? '--solution' : '', values.file ? `--file ${quoteArgument(relativeToRepo(file))}` : '', values.only ? `--only ${quoteArgument(values.only)}` : ''].filter(Boolean);
   const rerun = `npm run check ${commandName(lesson)}${flags.length > 0 ? ` -- ${flags.join(' ')}` : ''}`;
   console.log(`${lesson.title}\nChecking ${relativeToRepo(file)}${values.only ? `, only the checks whose title contains "${values.only}"` : ''}`);
 

@@ -58,7 +58,11 @@ async function main(): Promise<number> {
 
 // Mocha's numbered failure list, each entry cut to its first FAILURE_LINES lines.
 function failureReport(output: string): string {
-  const list = output.slice(output.search(/^\s+1\) /m));
+  // The list comes after mocha's "N failing" line; the spec listing above it numbers
+  // the failed tests the same way.
+  const summary = output.search(/^\s*\d+ failing/m);
+  const rest = summary === -1 ? output : output.slice(summary);
+  const list = rest.slice(rest.search(/^\s+1\) /m));
   return list
     .split(/^(?=\s+\d+\) )/m)
     .map((entry) => entry.split('\n').slice(0, FAILURE_LINES).join('\n'))

@@ -31,8 +31,8 @@ make('heartbeat-never-checked','workers send heartbeats and the primary records 
 ""","")])
 make('sigterm-only','a hung worker is sent SIGTERM, as lesson 5 stops workers, whose handler needs the blocked event loop',
      'though the primary sent it SIGTERM','SIGKILLs the hung',[("worker.process.kill('SIGKILL');","worker.process.kill('SIGTERM');")])
-make('worker-kill','a hung worker is stopped with worker.kill(), which disconnects first over IPC and signals only once the worker has disconnected',
-     'the primary called worker.disconnect()','SIGKILLs the hung',[("worker.process.kill('SIGKILL');","worker.kill();")])
+make('worker-kill','a hung worker is stopped with worker.kill(), which sends SIGTERM',
+     'called worker.kill(), which sends it SIGTERM','SIGKILLs the hung',[("worker.process.kill('SIGKILL');","worker.kill();")])
 make('hardcoded-timeout','the primary waits a fixed 3 s, the contract\'s default, instead of reading HANG_TIMEOUT_MS',
      'read the timeout from config.hangTimeoutMs','SIGKILLs the hung',[("if (silentMs <= config.hangTimeoutMs) continue;","if (silentMs <= 3_000) continue;")])
 make('forks-itself','the primary forks a replacement itself after the kill, and the supervisor forks another',
@@ -51,12 +51,17 @@ make('watcher-keeps-primary','the primary\'s heartbeat interval is not unref()\'
 }""","""    }
   }, HEARTBEAT_INTERVAL_MS);
 }""")])
-make('heartbeat-keeps-worker','the worker\'s heartbeat interval is not unref()\'d, so a drained worker stays up until its drain timeout',
-     'has a timer that keeps its event loop alive','SIGTERM while',[("""    if (process.connected) process.send!(heartbeat);
-  }, HEARTBEAT_INTERVAL_MS).unref();""","""    if (process.connected) process.send!(heartbeat);
-  }, HEARTBEAT_INTERVAL_MS);""")])
 make('no-blocked-line','the heartbeat carries no event-loop delay, so the primary never says a worker was blocked',
      'no line with "blocked"','blocks its worker',[("""    if (message.blockedMs > config.hangTimeoutMs / 4) {
       console.log(`worker ${worker.process.pid} event loop blocked for ${message.blockedMs} ms (HANG_TIMEOUT_MS=${config.hangTimeoutMs})`);
     }
 ""","")])
+
+make('heartbeat-keeps-worker','the worker\'s heartbeat interval is not unref()\'d, so a drained worker stays up with no heartbeats and is killed as hung',
+     'were both SIGKILLed, though only one was hung','SIGTERM while',[("""    if (process.connected) process.send!(heartbeat);
+  }, HEARTBEAT_INTERVAL_MS).unref();""","""    if (process.connected) process.send!(heartbeat);
+  }, HEARTBEAT_INTERVAL_MS);""")])
+make('never-forgets-exited','the primary never forgets a worker that exited, so every crash is later reported, and killed, as a hang',
+     "it went on watching a worker that was gone","a /crash",[("  cluster.on('exit', (worker) => lastSeen.delete(worker));\n","")])
+make('never-resets-last','the heartbeat measures its lateness from the worker\'s start, never from the last heartbeat',
+     'each heartbeat should report only the delay since the one before','blocks its worker',[("    last = now;\n","")])

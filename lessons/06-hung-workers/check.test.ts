@@ -4,11 +4,14 @@
 //   workers serve again within 5 s of the kill, and every /light over a fresh connection
 //   is answered afterwards; the check prints how long the hang stalled clients
 // - a /heavy that blocks its worker's event loop for about half of HANG_TIMEOUT_MS is
-//   answered, its worker is kept, and the primary prints a line saying it was "blocked"
+//   answered, its worker is kept, and the primary prints one line saying it was "blocked",
+//   with a number of ms that fits the block (and no such line while the workers are idle)
+// - a worker that crashes on /crash and exits is not then taken for hung
 // - hangs repeated (both workers at once, 3 times in a row, HANG_TIMEOUT_MS=800) never
 //   make the primary give up: a worker that hung while serving is a request's fault
 // - SIGTERM to the primary while a worker is hung: the whole cluster is gone within
-//   HANG_TIMEOUT_MS plus 3 s, not after the drain's 10 s
+//   HANG_TIMEOUT_MS plus 3 s, not after the drain's 10 s, and no worker but the hung one
+//   is SIGKILLed
 //
 // What the primary does to a hung worker is seen from outside: a module imported into
 // the cluster (scripts/lib/signal-spy.ts) reports every signal the primary sends, every
@@ -22,8 +25,8 @@ import { heavyRounds, TARGET_HEAVY_MS } from '../../scripts/lib/calibrate.ts';
 import { collectPids, targetFile } from '../../scripts/lib/checks.ts';
 import { get, pidOf, type HttpAnswer } from '../../scripts/lib/http.ts';
 import { formatMs, note, skipTarget, target } from '../../scripts/lib/report.ts';
-import { startServer, type ServerProcess } from '../../scripts/lib/server-process.ts';
-import { readSpy, type SpyEvent } from '../../scripts/lib/signal-spy.ts';
+import { howItEnded, startServer, type ServerProcess } from '../../scripts/lib/server-process.ts';
+import { readSpy, type SpyEvent } from '../../scripts/lib/spy-events.ts';
 
 const SIGNAL_SPY = new URL('../../scripts/lib/signal-spy.ts', import.meta.url).href;
 const WORKERS = 2;
@@ -48,6 +51,8 @@ const BUSY_HEAVY_MS = HANG_TIMEOUT_MS / 2;
 const BUSY_ANSWER_TIMEOUT_MS = 10_000;
 // After the /heavy, long enough for a primary that was about to kill its worker to do it.
 const AFTER_BUSY_MS = 1_000;
+// How much longer than the /heavy a reported block may be: a heartbeat interval, and more.
+const PLAUSIBLE_SLACK_MS = 500;
 // Repeated hangs: every worker at once, ROUNDS times, with a shorter timeout so that the
 // deaths, if the primary counts them, fill lesson 3's window of 5 within 10 s.
 const REPEAT_TIMEOUT_MS = 800;
@@ -82,8 +87,9 @@ describe('lesson 6: hung workers', function () {
 
       const killedAtMs = await waitUntilGone(hungPid, hangSent, KILL_WITHIN_MS + LATE_KILL_WAIT_MS);
       const spy = readSpy(cluster.stderr);
-      if (killedAtMs === undefined) {
+      if (killedAtMs === undefined || cluster.exitInfo) {
         probes.stop();
+        assert(!cluster.exitInfo, `the primary exited after one worker hung (it ${cluster.exitInfo && howItEnded(cluster.exitInfo)}), and the whole cluster with it: kill the hung worker only, with worker.process.kill('SIGKILL') (task 4)`);
         assert.fail(explainNotKilled(hungPid, spy, KILL_WITHIN_MS + LATE_KILL_WAIT_MS));
       }
       const pool = await watchPool(cluster, WORKERS, WHOLE_WITHIN_MS);
@@ -91,10 +97,11 @@ describe('lesson 6: hung workers', function () {
       const during = await probes.settled();
       await hang;
       const stalled = during.filter((probe) => 'error' in probe.outcome);
+      const longest = formatMs(Math.max(0, ...stalled.map((probe) => probe.ms)));
       note(`worker ${hungPid} took GET /hang; it was gone ${formatMs(killedAtMs)} later${describeKill(hungPid, spy)}`);
       note(
-        `${during.length} GET /light sent every ${PROBE_INTERVAL_MS} ms over fresh connections meanwhile: ${during.length - stalled.length} answered, ` +
-          `${stalled.length} stalled on the hung worker for up to ${formatMs(Math.max(0, ...stalled.map((probe) => probe.ms)))} and then failed (${stalled[0] && 'error' in stalled[0].outcome ? stalled[0].outcome.error : 'none'})`,
+        `${during.length} GET /light sent every ${PROBE_INTERVAL_MS} ms over fresh connections meanwhile: ${during.length - stalled.length} answered` +
+          (stalled.length > 0 ? `; ${stalled.length} handed to the hung worker got no answer (after ${longest}: ${'error' in stalled[0].outcome ? stalled[0].outcome.error : ''}), as the lesson's README explains` : ''),
       );
       note(`${pool.whole ? `${WORKERS} workers serving ${formatMs(pool.ms)} after the kill: ${pool.workers.join(', ')}` : `after ${formatMs(pool.ms)}: workers ${pool.workers.join(', ') || 'none'}`}`);
       assert(!cluster.exitInfo, `the primary exited after the hang, and the whole cluster with it`);
@@ -114,6 +121,11 @@ describe('lesson 6: hung workers', function () {
     });
 
     it('answers a /heavy that blocks its worker for half of HANG_TIMEOUT_MS, keeps that worker, and says it was blocked', async function () {
+      const idleLines = blockedLines(cluster);
+      assert(
+        idleLines.length === 0,
+        `${idleLines.length} lines with "blocked" while the workers were idle (the first: "${idleLines[0]?.trim()}"): print one only when a heartbeat reports a block over a quarter of HANG_TIMEOUT_MS, in milliseconds (tasks 1 and 2)`,
+      );
       const before = cluster.workerPids();
       const spyBefore = readSpy(cluster.stderr).length;
       const heavy = await settle(get(cluster.url('/heavy'), BUSY_ANSWER_TIMEOUT_MS));
@@ -123,7 +135,8 @@ describe('lesson 6: hung workers', function () {
         .filter((event) => event.what.startsWith('signal=') && before.includes(event.pid));
       const gone = before.filter((pid) => !cluster.workerPids().includes(pid));
       const busyPid = 'answer' in heavy.outcome ? pidOf(heavy.outcome.answer) : (killed[0]?.pid ?? gone[0]);
-      const blockedLine = `${cluster.stdout}\n${cluster.stderr}`.split('\n').find((line) => /blocked/i.test(line) && busyPid !== undefined && line.includes(String(busyPid)));
+      const busyLines = blockedLines(cluster).filter((line) => busyPid !== undefined && line.includes(String(busyPid)));
+      const blockedLine = busyLines[0];
       const figures = `GET /heavy: ${describeOutcome(heavy.outcome)} (about ${BUSY_HEAVY_MS} ms of CPU); workers before ${before.join(', ')}, after ${cluster.workerPids().join(', ')}`;
       if ((killed.length > 0 || gone.length > 0) && heavy.ms >= HANG_TIMEOUT_MS) {
         return skipTarget(figures, `the /heavy took ${formatMs(heavy.ms)}, longer than HANG_TIMEOUT_MS, so killing its worker was right: other programs slowed it down; close them and run again to measure`);
@@ -132,14 +145,53 @@ describe('lesson 6: hung workers', function () {
       assert(
         killed.length === 0 && gone.length === 0,
         `worker ${busyPid} was killed while it was busy with a /heavy that blocked its event loop for ${formatMs(heavy.ms)}, less than HANG_TIMEOUT_MS=${HANG_TIMEOUT_MS}: ` +
-          `kill a worker only once it has been silent for longer than config.hangTimeoutMs, not when it misses a heartbeat or two (task 3)`,
+          `kill a worker only once it has been silent for longer than config.hangTimeoutMs, not when it misses a heartbeat or two (task 3), and send heartbeats every HEARTBEAT_INTERVAL_MS, well within it (task 1)`,
       );
       assert(isOk(heavy.outcome), `the /heavy got ${describeOutcome(heavy.outcome)}, expected 200`);
       if (blockedLine) note(`it printed: ${blockedLine.trim()}`);
       assert(
         blockedLine !== undefined,
-        `no line with "blocked" and worker ${busyPid}'s pid after its event loop was blocked for about ${BUSY_HEAVY_MS} ms: send the event loop's longest delay with each heartbeat (monitorEventLoopDelay) and print a line when it is over a quarter of HANG_TIMEOUT_MS (tasks 1 and 2)`,
+        `no line with "blocked" and worker ${busyPid}'s pid after its event loop was blocked for about ${BUSY_HEAVY_MS} ms: send how late each heartbeat's timer fired with it, and print a line when that is over a quarter of HANG_TIMEOUT_MS (tasks 1 and 2)`,
       );
+      const said = [...blockedLine.matchAll(/(\d+)\s*ms/g)].map((match) => Number(match[1])).filter((ms) => ms !== HANG_TIMEOUT_MS);
+      assert(
+        said.some((ms) => ms >= BUSY_HEAVY_MS / 2 && ms <= heavy.ms + PLAUSIBLE_SLACK_MS),
+        `the line says the block was ${said.length > 0 ? said.map((ms) => `${ms} ms`).join(', ') : 'no number of ms'}, but the /heavy took ${formatMs(heavy.ms)}: print the block in milliseconds, measured by the heartbeat that came late (task 1)`,
+      );
+      assert(
+        busyLines.length <= 2,
+        `${busyLines.length} lines with "blocked" for worker ${busyPid} after one block of its event loop: each heartbeat should report only the delay since the one before (task 1)`,
+      );
+    });
+  });
+
+  describe(`a /crash, WORKERS=${WORKERS}, HANG_TIMEOUT_MS=${HANG_TIMEOUT_MS}`, function () {
+    let cluster: ServerProcess;
+
+    before(async function () {
+      cluster = await startWatched({ WORKERS: String(WORKERS), HANG_TIMEOUT_MS: String(HANG_TIMEOUT_MS) });
+    });
+
+    after(async function () {
+      await cluster?.stop();
+    });
+
+    it('takes a worker that crashed and exited for gone, not for hung', async function () {
+      const workers = [...(await collectPids(cluster, WORKERS, HEARTBEATS_WAIT_MS, 0))];
+      await waitForHeartbeats(cluster, workers);
+      const crash = await settle(get(cluster.url('/crash'), PROBE_TIMEOUT_MS));
+      const crashed = await waitForExit(workers, PROBE_TIMEOUT_MS);
+      assert(crashed !== undefined, `no worker exited within ${PROBE_TIMEOUT_MS / 1000} s of a /crash (${describeOutcome(crash.outcome)}): keep startWorker(config) in each worker`);
+      await sleep(HANG_TIMEOUT_MS + AFTER_BUSY_MS);
+      const mistaken = readSpy(cluster.stderr).filter((event) => event.pid === crashed && event.what.startsWith('signal='));
+      const alarm = `${cluster.stdout}\n${cluster.stderr}`.split('\n').find((line) => /hung/i.test(line) && line.includes(String(crashed)));
+      note(`worker ${crashed} crashed on /crash and exited; ${HANG_TIMEOUT_MS + AFTER_BUSY_MS} ms later: ${alarm ? `"${alarm.trim()}"` : 'no hang reported for it'}`);
+      assert(
+        mistaken.length === 0 && alarm === undefined,
+        `worker ${crashed} crashed and exited, and ${HANG_TIMEOUT_MS / 1000} s later the primary ${mistaken.length > 0 ? `sent it ${mistaken[0].what.slice('signal='.length)}` : 'said it hung'}: it went on watching a worker that was gone. Forget a worker on 'exit' (task 2)`,
+      );
+      const pool = await watchPool(cluster, WORKERS, WHOLE_WITHIN_MS);
+      target(`${pool.workers.length} workers serving after the crash (target: WORKERS=${WORKERS})`, pool.whole, `workers ${pool.workers.join(', ') || 'none'} after the crash, expected ${WORKERS}`);
     });
   });
 
@@ -208,9 +260,29 @@ describe('lesson 6: hung workers', function () {
         ? `worker${left.length > 1 ? 's' : ''} ${left.filter((pid) => workers.includes(pid)).join(', ')} still running: a drain cannot end a hung worker, only a SIGKILL can, so keep watching the heartbeats while the cluster drains (task 3)`
         : `the primary (pid ${cluster.pid}) still running after its workers had gone: a timer of its own keeps its event loop alive. unref() the interval that looks at the heartbeats (task 3)`;
       target(`${left.length} processes left ${elapsed} after SIGTERM (target: none within ${STOP_GONE_MS / 1000} s)`, gone, `${why}`);
+      const killed = [...new Set(readSpy(cluster.stderr).filter((event) => event.what === 'signal=SIGKILL' && workers.includes(event.pid)).map((event) => event.pid))];
+      assert(
+        killed.length <= 1,
+        `workers ${killed.join(' and ')} were both SIGKILLed, though only one was hung: the other was draining. A worker that has disconnected sends no more heartbeats, so if a timer keeps it running it looks hung: unref() the heartbeat's timer (task 1)`,
+      );
     });
   });
 });
+
+function blockedLines(cluster: ServerProcess): string[] {
+  return `${cluster.stdout}\n${cluster.stderr}`.split('\n').filter((line) => /blocked/i.test(line));
+}
+
+// Resolves to the first of `pids` to exit, or undefined after `timeoutMs`.
+async function waitForExit(pids: number[], timeoutMs: number): Promise<number | undefined> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    const gone = pids.find((pid) => !isAlive(pid));
+    if (gone !== undefined) return gone;
+    await sleep(POLL_INTERVAL_MS);
+  }
+  return undefined;
+}
 
 function startWatched(env: Record<string, string>): Promise<ServerProcess> {
   return startServer({ file: targetFile(), env: { HEAVY_ROUNDS: String(heavyRounds()), ...env }, imports: [SIGNAL_SPY] });

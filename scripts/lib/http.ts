@@ -8,6 +8,7 @@ export interface HttpAnswer {
 }
 
 const REQUEST_TIMEOUT_MS = 5_000;
+const RESET_GRACE_MS = 300;
 
 // A GET over a fresh connection. Keep-alive would pin every request to the worker
 // that accepted the first connection and hide the others; pass a keep-alive `agent` to
@@ -25,7 +26,13 @@ export function get(url: string, timeoutMs = REQUEST_TIMEOUT_MS, agent: http.Age
       });
     });
     request.setTimeout(timeoutMs, () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    request.on('error', (error) => reject(new Error(`GET ${new URL(url).pathname}: ${describeError(error)}`)));
+    request.on('error', (error: NodeJS.ErrnoException) => {
+      const failure = new Error(`GET ${new URL(url).pathname}: ${describeError(error)}`);
+      // A reset often means the server is dying: give its exit and its last stderr a
+      // moment to reach the check, so that the verdict can show why (a crash, say).
+      if (error.code === 'ECONNRESET') setTimeout(() => reject(failure), RESET_GRACE_MS);
+      else reject(failure);
+    });
   });
 }
 

@@ -2,12 +2,13 @@
 // stderr each signal it sends a worker (child.kill() or process.kill()), each
 // worker.kill() and worker.disconnect() it calls, and when a worker has sent it
 // HEARTBEAT_LIKE messages, so that a check can tell what the primary tried against a
-// hung worker: nothing, SIGTERM, a disconnect, or SIGKILL.
+// hung worker: nothing, SIGTERM, a disconnect, or SIGKILL. (Only ever imported that way:
+// a check reads what it wrote with spy-events.ts.)
 import { ChildProcess } from 'node:child_process';
 import cluster, { type Worker } from 'node:cluster';
 import { writeSync } from 'node:fs';
+import { SPY_PREFIX } from './spy-events.ts';
 
-export const SPY_PREFIX = 'course-spy:';
 // Messages from one worker before the spy says the worker reports regularly.
 const HEARTBEAT_LIKE = 3;
 
@@ -16,9 +17,14 @@ if (cluster.isPrimary) {
   const say = (line: string) => writeSync(2, `${SPY_PREFIX} ${line} at=${Math.round(performance.now() - started)}\n`);
   const kill = ChildProcess.prototype.kill;
   ChildProcess.prototype.kill = function (this: ChildProcess, signal?: NodeJS.Signals | number) {
-    say(`signal=${signal ?? 'SIGTERM'} pid=${this.pid}`);
+    if (signal !== 0) say(`signal=${signal ?? 'SIGTERM'} pid=${this.pid}`);
     return kill.call(this, signal);
   };
+  const processKill = process.kill;
+  process.kill = function (pid: number, signal?: NodeJS.Signals | number) {
+    if (pid !== process.pid && signal !== 0) say(`signal=${signal ?? 'SIGTERM'} pid=${pid}`);
+    return processKill.call(process, pid, signal);
+  } as typeof process.kill;
   // Node's cluster exports its Worker class at run time; @types/node does not declare it.
   const { prototype } = (cluster as unknown as { Worker: { prototype: Worker } }).Worker;
   const workerKill = prototype.kill;
@@ -38,19 +44,4 @@ if (cluster.isPrimary) {
     messages.set(pid, count);
     if (count === HEARTBEAT_LIKE) say(`messages pid=${pid}`);
   });
-}
-
-export interface SpyEvent {
-  what: string;
-  pid: number;
-  atMs: number;
-}
-
-// The spy's lines in a server's stderr, oldest first.
-export function readSpy(stderr: string): SpyEvent[] {
-  return [...stderr.matchAll(new RegExp(`^${SPY_PREFIX} (\\S+) pid=(\\d+) at=(\\d+)$`, 'gm'))].map((match) => ({
-    what: match[1],
-    pid: Number(match[2]),
-    atMs: Number(match[3]),
-  }));
 }
