@@ -81,6 +81,8 @@ function drain(server: http.Server, exitCode: number): void {
     process.exitCode = exitCode;
     cluster.worker?.disconnect();
   });
-  setTimeout(() => server.closeIdleConnections(), KEEP_ALIVE_GRACE_MS).unref();
+  // A timer due during a long /heavy runs before the requests that came meanwhile are
+  // read, and would close their connections as idle: setImmediate lets them be read first.
+  setTimeout(() => setImmediate(() => server.closeIdleConnections()), KEEP_ALIVE_GRACE_MS).unref();
   setTimeout(() => process.exit(exitCode), DRAIN_TIMEOUT_MS).unref();
 }

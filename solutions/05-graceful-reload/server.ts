@@ -328,6 +328,8 @@ function drain(server: http.Server, exitCode: number): void {
     cluster.worker?.disconnect();
   });
   // TODO (2): Close the connections still idle after KEEP_ALIVE_GRACE_MS. Use server.closeIdleConnections().
-  setTimeout(() => server.closeIdleConnections(), KEEP_ALIVE_GRACE_MS).unref();
+  // A timer due during a long /heavy runs before the requests that came meanwhile are
+  // read, and would close their connections as idle: setImmediate lets them be read first.
+  setTimeout(() => setImmediate(() => server.closeIdleConnections()), KEEP_ALIVE_GRACE_MS).unref();
   setTimeout(() => process.exit(exitCode), DRAIN_TIMEOUT_MS).unref();
 }
