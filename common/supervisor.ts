@@ -18,7 +18,7 @@ const DEATH_LIMIT = 5;
 const DEATH_WINDOW_MS = 10_000;
 // Lesson 5: how long a draining worker may take before it is killed, and how a reload
 // tries out a new worker before an old one drains.
-export const DRAIN_TIMEOUT_MS = 10_000;
+const DRAIN_TIMEOUT_MS = 10_000;
 const LISTEN_TIMEOUT_MS = 10_000;
 const STABILITY_WINDOW_MS = 500;
 

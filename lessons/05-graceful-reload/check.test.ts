@@ -48,9 +48,13 @@ const RELOAD_LOAD = {
   requestTimeoutMs: 5_000,
   maxRequests: 20_000,
 };
-// Longer than lesson 3's STOP_TIMEOUT_MS (3 s), which SIGKILLs workers that have not
-// exited by then, and well within the solution's DRAIN_TIMEOUT_MS (10 s).
+// Of CPU: its wall time must outlast lesson 3's STOP_TIMEOUT_MS (3 s), which SIGKILLs
+// workers that have not exited by then, and stay under the server's keepAliveTimeout
+// (5 s), which would close the idle keep-alive connection the check then uses. A worker
+// here took 4.1 s for it (5-7 s on a slowed machine); either bound missed is reported as
+// not measured, never as a pass.
 const SLOW_HEAVY_MS = 3_000;
+const STOP_TIMEOUT_MS = 3_000;
 const SLOW_WORKERS = 1;
 // Node's default server.keepAliveTimeout, which the lesson's server keeps.
 const SERVER_KEEP_ALIVE_TIMEOUT_MS = 5_000;
@@ -231,6 +235,13 @@ describe('lesson 5: graceful shutdown and rolling reload', function () {
         );
         // Node's own keepAliveTimeout (5 s) closes a connection idle that long, and its timer
         // runs before the worker reads the request that came during a longer block.
+        // Answered before a lesson-3 stop would have SIGKILLed it: a drain is not shown.
+        if (isOk(slowOutcome) && isOk(queuedOutcome) && answeredMs < STOP_TIMEOUT_MS) {
+          return skipTarget(
+            `GET /heavy answered ${formatMs(answeredMs)} after SIGTERM`,
+            `that is within lesson 3's ${STOP_TIMEOUT_MS / 1000} s stop timeout, so a stop that SIGKILLs workers after it would have passed too: this machine ran the /heavy faster than the check allows for`,
+          );
+        }
         if (!isOk(queuedOutcome) && isOk(slowOutcome) && answeredMs + IN_FLIGHT_SETTLE_MS >= SERVER_KEEP_ALIVE_TIMEOUT_MS) {
           return skipTarget(
             `the request sent after SIGTERM over the keep-alive connection got ${describeOutcome(queuedOutcome)}`,
