@@ -1,6 +1,8 @@
 // npm run test:repeat: runs the course's test suite several times and reports every
 // failure with the figures its check printed, to find the checks that flake.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseCommandLine, runCommand } from './lib/cli.ts';
 import { EXIT_FAIL, EXIT_PASS, UsageError } from './lib/errors.ts';
 import { REPO_ROOT } from './lib/paths.ts';
@@ -8,7 +10,8 @@ import { REPO_ROOT } from './lib/paths.ts';
 const USAGE = `Usage: npm run test:repeat -- [runs] [--busy-core]
 
 Runs the test suite (mocha, after one typecheck) the given number of times, 10 by
-default, and reports each failure with the output of the check that failed.
+default, and reports each failure with the output of the check that failed. Each
+run's whole output is kept in .cache/test-repeat/run-N.log.
 
 Options:
   --busy-core  keep one core busy with another process during the runs, as a
@@ -17,6 +20,7 @@ Options:
 
 const DEFAULT_RUNS = 10;
 const FAILURE_LINES = 40;
+const LOG_DIR = path.join(REPO_ROOT, '.cache', 'test-repeat');
 
 async function main(): Promise<number> {
   const { values, positionals } = parseCommandLine(process.argv.slice(2), {
@@ -33,6 +37,7 @@ async function main(): Promise<number> {
     console.log('The typecheck fails: npm run typecheck');
     return EXIT_FAIL;
   }
+  mkdirSync(LOG_DIR, { recursive: true });
   const burner = values['busy-core'] ? startBurner() : undefined;
   const failures: string[] = [];
   try {
@@ -40,6 +45,8 @@ async function main(): Promise<number> {
       const started = performance.now();
       const result = await run('npx', ['mocha']);
       const minutes = ((performance.now() - started) / 60_000).toFixed(1);
+      // A stopped repeat keeps the runs it finished, with every check's figures.
+      writeFileSync(path.join(LOG_DIR, `run-${index}.log`), result.output);
       const passing = result.output.match(/(\d+) passing/)?.[1] ?? '?';
       const failing = result.output.match(/(\d+) failing/)?.[1] ?? '0';
       console.log(`run ${index}/${runs}: ${result.code === 0 ? 'pass' : 'FAIL'}, ${passing} passing, ${failing} failing, ${minutes} min`);
