@@ -75,6 +75,28 @@ export async function collectPids(server: ServerProcess, expected: number, timeo
   return pids;
 }
 
+export const LIGHT_LOAD_CONCURRENCY = 10;
+const LIGHT_LOAD_SECONDS = 3;
+const LIGHT_PROBES = 15;
+const LIGHT_PROBE_INTERVAL_MS = 40;
+
+// Median latency of /light probes, one every LIGHT_PROBE_INTERVAL_MS, while a closed loop
+// of LIGHT_LOAD_CONCURRENCY clients keeps /heavy busy.
+export async function lightUnderLoad(server: ServerProcess): Promise<number> {
+  let loadDone = false;
+  const load = runLoad({ url: server.url('/heavy'), requests: 1_000, maxSeconds: LIGHT_LOAD_SECONDS, concurrency: LIGHT_LOAD_CONCURRENCY });
+  void load.finally(() => (loadDone = true));
+  const times: number[] = [];
+  while (times.length < LIGHT_PROBES && !loadDone) {
+    const answer = await get(server.url('/light'));
+    if (pidOf(answer) === undefined) throw new Error(`GET /light answered ${answer.status} ${answer.body}`);
+    times.push(answer.ms);
+    await new Promise((resolve) => setTimeout(resolve, LIGHT_PROBE_INTERVAL_MS));
+  }
+  await load;
+  return median(times);
+}
+
 export interface SpeedupMeasurement {
   serialRps: number;
   clusterRps: number;
