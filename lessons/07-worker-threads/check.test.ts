@@ -11,7 +11,7 @@
 // - /heavy throughput ≥ 1.4 × the lesson-1 server's (on 2 cores or more)
 // - with WORKERS=4, the whole server's memory (PSS) is at most 0.8 × the lesson-2 cluster's
 // - five /crash under a /heavy load (WORKERS=2): the process stays up, each /crash gets a
-//   500, no /heavy fails, and afterwards WORKERS threads answer, none that crashed
+//   500, no /heavy fails, and afterwards WORKERS threads answer again
 // - stopping the server leaves no process behind
 //
 // Thread ids come from the answers: Node numbers the threads of a process in the order
@@ -42,7 +42,7 @@ const CONCLUSIVE_LIGHT_SHARE = 0.6;
 const THROUGHPUT_REQUESTS = 150;
 // Memory is compared with more workers than cores: a thread adds a few MB to its process,
 // a worker a whole Node (about 30 MB here), and with 4 of each the two are far apart
-// (0.6× measured), while two measurements of the same server differ by 10 % or so.
+// (the solution measured 0.44×), while two runs of one server differ by 10 % or so.
 const MEMORY_WORKERS = 4;
 const MAX_MEMORY_SHARE = 0.8;
 const MIN_SPEEDUP = 1.4;
@@ -52,7 +52,7 @@ const CRASHES = 5;
 const CRASH_INTERVAL_MS = 400;
 const CRASH_LOAD = { concurrency: 4, timeoutMs: 5_000, maxRequests: 2_000 };
 const CRASH_ANSWER_TIMEOUT_MS = 5_000;
-// From the last crash until WORKERS threads answer: one thread's start, and more.
+// From the end of that load until WORKERS threads answer: a thread's start, and more.
 const WHOLE_WITHIN_MS = 3_000;
 
 describe('lesson 7: worker threads', function () {
