@@ -127,7 +127,8 @@ async function crashUnderLoad(contender: Contender): Promise<string> {
   process.kill(victim, 'SIGSEGV');
   const run = await load;
   const alive = server.exitInfo === null && (await get(server.url('/light')).then(() => true, () => false));
-  return `${run.errors} of ${run.requests} failed; ${alive ? 'still serves' : 'down'}`;
+  if (!alive) return `the server is gone: every request after it failed (${run.errors} of ${run.requests})`;
+  return `${run.errors} of ${run.requests} failed, those on the killed worker; still serves`;
 }
 
 runCommand(USAGE, main);
