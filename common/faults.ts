@@ -25,3 +25,9 @@ export function injectFaults(server: net.Server, env: NodeJS.ProcessEnv = proces
     }, afterMs);
   });
 }
+
+// In a thread of lesson 7's pool, CRASH_AT_BOOT=1 makes it throw before it is ready, as a
+// thread whose code fails to load would. Lesson 7's thread calls it; keep the call.
+export function injectThreadFaults(env: NodeJS.ProcessEnv = process.env): void {
+  if (env.CRASH_AT_BOOT === '1') throw new Error(`CRASH_AT_BOOT: a thread crashed at boot`);
+}

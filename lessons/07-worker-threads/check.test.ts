@@ -10,23 +10,27 @@
 //   at most a quarter of the lesson-1 server's under the same load, measured beside it
 // - /heavy throughput ≥ 1.4 × the lesson-1 server's (on 2 cores or more)
 // - with WORKERS=4, the whole server's memory (PSS) is at most 0.8 × the lesson-2 cluster's
-// - five /crash under a /heavy load (WORKERS=2): the process stays up, each /crash gets a
-//   500, no /heavy fails, and afterwards WORKERS threads answer again
+// - twelve /crash under a /heavy load (WORKERS=2): the process stays up, each /crash gets
+//   a 500, no /heavy fails, and afterwards WORKERS threads answer again, no more
+// - when every thread throws before it is ready (CRASH_AT_BOOT=1), the server prints
+//   "giving up" and exits non-zero within 5 s
 // - stopping the server leaves no process behind
 //
 // Thread ids come from the answers: Node numbers the threads of a process in the order
 // they start, so a thread started for each request shows as a new id each time.
 // A failure names the task of the lesson's README (and the starter's TODO) it points to.
+import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assert } from 'chai';
 import { computeHeavy } from '../../common/heavy.ts';
 import { heavyRounds } from '../../scripts/lib/calibrate.ts';
-import { busyMachineReason, coreCount, LIGHT_LOAD_CONCURRENCY, lightUnderLoad, measureSpeedup, referenceFile, startFile, startTarget } from '../../scripts/lib/checks.ts';
+import { busyMachineReason, coreCount, LIGHT_LOAD_CONCURRENCY, lightUnderLoad, measureSpeedup, referenceFile, startFile, startTarget, targetFile } from '../../scripts/lib/checks.ts';
 import { get, pidOf } from '../../scripts/lib/http.ts';
 import { runLoad } from '../../scripts/lib/load.ts';
 import { formatMemory, measureGroupMemory } from '../../scripts/lib/memory.ts';
 import { formatMs, formatRate, note, skipTarget, target } from '../../scripts/lib/report.ts';
-import { describeExit, type ServerProcess } from '../../scripts/lib/server-process.ts';
+import { VerdictError } from '../../scripts/lib/errors.ts';
+import { describeExit, howItEnded, launchServer, type ServerProcess } from '../../scripts/lib/server-process.ts';
 
 const MAIN_THREAD = 0;
 // More threads than this machine's default, so a pool that ignores WORKERS shows.
@@ -48,12 +52,14 @@ const MAX_MEMORY_SHARE = 0.8;
 const MIN_SPEEDUP = 1.4;
 const ONE_CORE = 'this machine has 1 core, and threads cannot beat one thread on one core';
 const CRASH_THREADS = 2;
-const CRASHES = 5;
-const CRASH_INTERVAL_MS = 400;
+// More crashes than a pool that counts deaths would plausibly allow, a few seconds apart.
+const CRASHES = 12;
+const CRASH_INTERVAL_MS = 250;
 const CRASH_LOAD = { concurrency: 4, timeoutMs: 5_000, maxRequests: 2_000 };
 const CRASH_ANSWER_TIMEOUT_MS = 5_000;
 // From the end of that load until WORKERS threads answer: a thread's start, and more.
 const WHOLE_WITHIN_MS = 3_000;
+const BOOT_EXIT_TIMEOUT_MS = 5_000;
 
 describe('lesson 7: worker threads', function () {
   describe(`with WORKERS=${POOL_THREADS}`, function () {
@@ -68,10 +74,18 @@ describe('lesson 7: worker threads', function () {
     });
 
     it('answers /heavy from a thread of its one process, with the result of computeHeavy', async function () {
-      const answer = await get(server.url('/heavy'));
+      // Sent as soon as the port is open, when the threads may not be ready yet.
+      const answer = await get(server.url('/heavy')).catch((error: Error) => {
+        throw new VerdictError(
+          `${error.message}: the job never reached a thread, or its answer never reached the request. A thread is idle once it posts READY and again after each Done (task 2), and dispatch() takes a job off the queue only for an idle thread (task 4)`,
+        );
+      });
       const body = answer.json as { pid?: unknown; thread?: unknown; result?: unknown } | undefined;
       note(`GET /heavy: ${answer.status} ${answer.body}`);
-      assert(answer.status === 200, `GET /heavy answered ${answer.status}, expected 200`);
+      assert(
+        answer.status === 200,
+        `GET /heavy, sent as soon as the server listened, answered ${answer.status} ${answer.body}, expected 200: a job that finds no thread ready waits in the queue, it is never turned away (task 3)`,
+      );
       assert(body?.pid === server.pid, `GET /heavy answered with pid ${body?.pid}, expected ${server.pid}, the process the check started: this lesson's server is one process`);
       assert(typeof body.thread === 'number', `GET /heavy answered ${answer.body}, with no thread: answer the thread id the pool's thread sent back`);
       assert(
@@ -156,7 +170,7 @@ describe('lesson 7: worker threads', function () {
       const [threadsRate, serialRate, speedup] = [formatRate(measured.clusterRps), formatRate(measured.serialRps), measured.speedup.toFixed(2)];
       const figures = `throughput ${threadsRate}, serial ${serialRate} (${speedup}×${pairs}); the target is ${MIN_SPEEDUP}×`;
       if (coreCount() < 2) return skipTarget(figures, ONE_CORE);
-      const busy = measured.speedup < MIN_SPEEDUP && (await busyMachineReason());
+      const busy = measured.speedup < MIN_SPEEDUP && (await busyMachineReason(measured.othersCores));
       if (busy) return skipTarget(figures, busy);
       target(
         `throughput ${threadsRate} ≥ ${MIN_SPEEDUP} × serial ${serialRate} (${speedup}×${pairs})`,
@@ -198,20 +212,16 @@ describe('lesson 7: worker threads', function () {
     });
 
     it('answers each /crash with a 500, loses no other request and replaces every thread that died', async function () {
+      await sendBurst(server);
+      const threadsBefore = countThreads(server.pid);
       let heavyOk = 0;
-      const before = new Set<number>();
       const load = runLoad({
         url: server.url('/heavy'),
         requests: CRASH_LOAD.maxRequests,
         concurrency: CRASH_LOAD.concurrency,
         timeoutMs: CRASH_LOAD.timeoutMs,
         maxSeconds: ((CRASHES + 1) * CRASH_INTERVAL_MS) / 1000,
-        onOutcome: (error, body) => {
-          if (error) return;
-          heavyOk += 1;
-          const thread = threadOf(body);
-          if (thread !== undefined) before.add(thread);
-        },
+        onAnswer: (ok) => (heavyOk += ok ? 1 : 0),
       });
       const crashes: Promise<string>[] = [];
       for (let i = 0; i < CRASHES; i++) {
@@ -227,26 +237,34 @@ describe('lesson 7: worker threads', function () {
       const answers = await Promise.all(crashes);
       note(`${CRASHES} /crash, ${CRASH_INTERVAL_MS} ms apart, answered: ${answers.join(', ')}`);
       note(`/heavy meanwhile: ${heavyOk} answered, ${heavy.errors} failed${heavy.errors > 0 ? ` (${JSON.stringify(heavy.errorCodes)})` : ''}`);
-      if (server.exitInfo) {
-        const output = `${server.stdout}\n${server.stderr}`;
-        const why = /giving up/i.test(output)
-          ? `it gave up on threads that /crash had killed: a thread a request killed was ready, and is replaced every time (task 6)`
-          : `an exception a thread does not catch is an 'error' event on its Worker, and with nothing listening for it the main thread throws it (task 5)`;
-        assert.fail(`the server exited during the crashes: ${why}. ${describeExit(server)}`);
-      }
+      if (server.exitInfo) assert.fail(`the server exited during the crashes: ${whyItExited(server)}. ${describeExit(server)}`);
       const whole = await waitForThreads(server, CRASH_THREADS);
       note(`after the crashes: threads ${[...whole.threads].join(', ') || 'none'} answered within ${formatMs(whole.ms)} of the load's end`);
+      if (whole.threads.size === 0) {
+        const threadsNow = countThreads(server.pid);
+        const started = threadsBefore !== undefined && threadsNow !== undefined && threadsNow >= threadsBefore;
+        assert.fail(
+          started
+            ? `no /heavy was answered after ${CRASHES} /crash, though the process has as many threads as before them: the new threads were never given a job. A thread is idle once it posts READY (task 2)`
+            : `no /heavy was answered after ${CRASHES} /crash: the threads that died were never replaced. On 'exit', start another (task 6)`,
+        );
+      }
       assert(
-        whole.threads.size > 0,
-        `no /heavy was answered after ${CRASHES} /crash: the threads that died were never replaced. On 'exit', start another (task 6)`,
+        whole.threads.size <= CRASH_THREADS,
+        `${whole.threads.size} threads answer after ${CRASHES} /crash, more than WORKERS=${CRASH_THREADS}: start one thread for each that exits, on 'exit' only (an 'error' is always followed by an 'exit') (task 6)`,
       );
       assert(
         whole.threads.size === CRASH_THREADS,
         `${whole.threads.size} of WORKERS=${CRASH_THREADS} threads answer after ${CRASHES} /crash: on 'exit', start another thread in place of the one that died (task 6)`,
       );
+      const oneJob = "a thread gets one job at a time, and its Done or its error settles that job's own request (tasks 2 and 4)";
+      assert(
+        !answers.includes('200'),
+        `${answers.filter((answer) => answer === '200').length} /crash answered 200, with the result of another request: ${oneJob}`,
+      );
       assert(
         heavy.errors === 0,
-        `${heavy.errors} /heavy failed while the threads crashed (${JSON.stringify(heavy.errorCodes)}): a crash must cost only the request that caused it. Give a thread one job at a time, and keep the others in the pool's queue (tasks 3 and 4)`,
+        `${heavy.errors} /heavy failed while the threads crashed (${JSON.stringify(heavy.errorCodes)}): a crash must cost only the request that caused it, so ${oneJob}, and the other jobs wait in the pool's queue`,
       );
       const unanswered = answers.filter((answer) => answer !== '500');
       assert(
@@ -262,7 +280,48 @@ describe('lesson 7: worker threads', function () {
       assert(killed.length === 0, `pids ${killed.join(', ')} ignored SIGTERM and needed SIGKILL`);
     });
   });
+
+  describe('threads that crash at boot (CRASH_AT_BOOT=1)', function () {
+    it('gives up, and exits non-zero, instead of starting threads forever', async function () {
+      const env = { WORKERS: String(CRASH_THREADS), CRASH_AT_BOOT: '1', HEAVY_ROUNDS: String(heavyRounds()) };
+      const server = await launchServer({ file: targetFile(), env });
+      server.exitExpected = true;
+      try {
+        const exit = await Promise.race([server.exited, sleep(BOOT_EXIT_TIMEOUT_MS).then(() => null)]);
+        note(`every thread throws before it is ready: ${exit ? `the server ${howItEnded(exit)}` : `the server still ran after ${BOOT_EXIT_TIMEOUT_MS / 1000} s`}`);
+        assert(
+          exit !== null,
+          `the server still ran ${BOOT_EXIT_TIMEOUT_MS / 1000} s after a start where every thread fails before it is ready: a thread that exits before READY would fail again, so give up (print "giving up" and exit) rather than start threads forever (task 6)`,
+        );
+        assert(exit.code !== 0, `the server exited with code 0 when its threads could not start: exit non-zero, so whatever runs it sees the failure (task 6)`);
+        assert(/giving up/i.test(`${server.stdout}\n${server.stderr}`), `the server exited without a line saying "giving up" (task 6). ${describeExit(server)}`);
+      } finally {
+        await server.stop();
+      }
+    });
+  });
+
 });
+
+// Why a server exited during the crashes, from what Node printed as it died.
+function whyItExited(server: ServerProcess): string {
+  const output = `${server.stdout}\n${server.stderr}`;
+  if (/giving up/i.test(output)) return 'it gave up on threads that /crash had killed: a thread a request killed was ready, and is replaced every time (task 6)';
+  if (/Emitted 'error' event on Worker/.test(output)) {
+    return "an exception a thread does not catch is an 'error' event on its Worker, and with nothing listening for it the main thread throws it (task 5)";
+  }
+  if (/fromPromise|unhandled/i.test(output)) return "a rejected pool.run() was not caught: the route's try/catch answers it with a 500";
+  return 'one /crash must cost its own request only (tasks 5 and 6)';
+}
+
+// The threads of a process, Node's own among them (Linux only).
+function countThreads(pid: number): number | undefined {
+  try {
+    return fs.readdirSync(`/proc/${pid}/task`).length;
+  } catch {
+    return undefined;
+  }
+}
 
 function threadOf(body: string | undefined): number | undefined {
   try {

@@ -1,5 +1,6 @@
 // What a lesson's check.test.ts needs: the file under test, servers started on
 // the calibrated work, and the measurements the lessons share.
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from './paths.ts';
@@ -102,6 +103,8 @@ export interface SpeedupMeasurement {
   clusterRps: number;
   speedup: number;
   pairs: number;
+  // Cores' worth of CPU other programs used while the pairs ran, where it can be told.
+  othersCores?: number;
 }
 
 const MAX_PAIRS = 3;
@@ -112,13 +115,14 @@ export async function measureSpeedup(serial: ServerProcess, cluster: ServerProce
   const serialRates: number[] = [];
   const clusterRates: number[] = [];
   const speedups: number[] = [];
+  const meter = startOthersMeter([serial, cluster]);
   while (speedups.length < MAX_PAIRS) {
     serialRates.push((await measureThroughput(serial, requests)).rps);
     clusterRates.push((await measureThroughput(cluster, requests)).rps);
     speedups.push(clusterRates.at(-1)! / serialRates.at(-1)!);
     if (speedups.length === 1 && speedups[0] >= target) break;
   }
-  return { serialRps: median(serialRates), clusterRps: median(clusterRates), speedup: median(speedups), pairs: speedups.length };
+  return { serialRps: median(serialRates), clusterRps: median(clusterRates), speedup: median(speedups), pairs: speedups.length, othersCores: meter() };
 }
 
 const SAMPLE_MS = 500;
@@ -126,11 +130,35 @@ const SAMPLE_MS = 500;
 const BUSY_CORES = 0.5;
 
 // Why a missed speed target may say nothing about the learner's code, or undefined.
-// Call it with the check's servers idle.
-export async function busyMachineReason(): Promise<string | undefined> {
-  const othersUse = await measureCoresInUse();
+// Call it with the check's servers idle; pass what other programs used during the
+// measurement, if known: a neighbour that comes in bursts may be quiet just afterwards.
+export async function busyMachineReason(othersCoresDuring = 0): Promise<string | undefined> {
+  const othersUse = Math.max(othersCoresDuring, await measureCoresInUse());
   if (othersUse < BUSY_CORES) return undefined;
   return `other programs were using ${othersUse.toFixed(1)} of this machine's ${coreCount()} cores; close them and run again to measure`;
+}
+
+// Starts counting the CPU the whole machine uses, less what this process (the check and
+// its load generator) and `servers` use; the function it returns gives that, in cores, for
+// the time since. Undefined where processes' CPU times cannot be read (no /proc).
+function startOthersMeter(servers: ServerProcess[]): () => number | undefined {
+  const ours = () => servers.reduce((sum, server) => sum + server.cpuMs(), 0) + cpuMsOfThisProcess();
+  const [machineBefore, oursBefore, started] = [machineBusyMs(), ours(), performance.now()];
+  return () => {
+    if (!fs.existsSync('/proc/self/stat')) return undefined;
+    const others = machineBusyMs() - machineBefore - (ours() - oursBefore);
+    return Math.max(0, others) / (performance.now() - started);
+  };
+}
+
+function cpuMsOfThisProcess(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
+// CPU time all cores have spent busy since boot, in ms.
+function machineBusyMs(): number {
+  return os.cpus().reduce((sum, { times }) => sum + times.user + times.nice + times.sys + times.irq, 0);
 }
 
 // Cores' worth of CPU in use over SAMPLE_MS. Sampled while the check's own servers

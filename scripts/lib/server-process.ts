@@ -124,6 +124,12 @@ export class ServerProcess {
     return listLiveProcesses(this.pid).map((entry) => entry.pid);
   }
 
+  // CPU time, in ms, that the group's live processes have used so far (Linux; 0 elsewhere).
+  cpuMs(): number {
+    const ticks = listLiveProcesses(this.pid).reduce((sum, entry) => sum + cpuTicks(entry.pid), 0);
+    return (ticks / TICKS_PER_SECOND) * 1000;
+  }
+
   workerPids(): number[] {
     return workersAmong(listLiveProcesses(this.pid), this.pid);
   }

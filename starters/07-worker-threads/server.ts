@@ -10,6 +10,7 @@ import http from 'node:http';
 import { isMainThread, parentPort, threadId, type Worker } from 'node:worker_threads';
 import { readConfig } from '../../common/config.ts';
 import { computeHeavy } from '../../common/heavy.ts';
+import { injectThreadFaults } from '../../common/faults.ts';
 import { sendJson } from '../../common/respond.ts';
 import { startThread } from '../../common/thread.ts';
 
@@ -85,6 +86,7 @@ if (isMainThread) {
     console.log(`server ${process.pid} ready: ${config.workers} threads at http://${config.host}:${config.port}`);
   });
 } else {
+  injectThreadFaults();
   parentPort!.on('message', (job: Job) => {
     if (job === 'crash') {
       // Thrown later, outside this handler, as a real bug would be: uncaught in this thread.
