@@ -82,6 +82,10 @@ const LATE_LOOP_AFTER_MS = 13_000;
 const EARLY_LOOP_DEATHS = 3;
 const EARLY_LOOP_TIMEOUT_MS = 6_000;
 const LATE_LOOP_TIMEOUT_MS = 10_000;
+// The lesson's policy: give up once DEATH_LIMIT deaths fall within DEATH_WINDOW_MS. On a
+// machine slow enough that workers take 2 s each to boot and crash, five never do.
+const DEATH_LIMIT = 5;
+const DEATH_WINDOW_MS = 10_000;
 // Restart delays are measured from the process table, to within a few tens of ms: a
 // first delay under MIN_FIRST_DELAY_MS is none, and a doubling one grows 8× in 4 steps.
 const MIN_FIRST_DELAY_MS = 50;
@@ -317,6 +321,7 @@ describe('lesson 3: worker restart and error isolation', function () {
     let earlyGaps: number[] = [];
     let lateGaps: number[] = [];
     let lateForks: WorkerLife[] = [];
+    let lateStart = 0;
     let stopped = false;
     let seconds = '';
 
@@ -340,6 +345,7 @@ describe('lesson 3: worker restart and error isolation', function () {
       if (cluster.exitInfo) return;
       cluster.exitExpected = true;
       const late = await startLoop(cluster, log, marker);
+      lateStart = late;
       const started = performance.now();
       stopped = await log.watch(() => log.lives.length - late > MAX_BOOT_FORKS, LATE_LOOP_TIMEOUT_MS).then(() => cluster.exitInfo !== null);
       seconds = ((performance.now() - started) / 1000).toFixed(1);
@@ -356,6 +362,13 @@ describe('lesson 3: worker restart and error isolation', function () {
       assert(!cluster.exitInfo || lateForks.length > 0, `the primary ${cluster.exitInfo ? howItEnded(cluster.exitInfo) : ''} before the second crash loop began, ${LATE_LOOP_AFTER_MS / 1000} s after launch: a short loop of ${EARLY_LOOP_DEATHS} boot crashes must not end the app: give up at DEATH_LIMIT deaths within DEATH_WINDOW_MS (task 7)`);
       note(`a loop begun ${LATE_LOOP_AFTER_MS / 1000} s after launch: ${lateForks.length} workers forked in ${seconds} s; the primary ${cluster.exitInfo ? howItEnded(cluster.exitInfo) : 'is still running'}`);
       const givingUp = findGivingUp(cluster);
+      const crowded = mostDeathsInWindow(bootDeaths(log, lateStart));
+      if (!stopped && crowded < DEATH_LIMIT) {
+        return skipTarget(
+          `a loop begun ${LATE_LOOP_AFTER_MS / 1000} s after launch: at most ${crowded} of its boot deaths within any ${DEATH_WINDOW_MS / 1000} s`,
+          `workers took so long to boot and crash that fewer than DEATH_LIMIT=${DEATH_LIMIT} of them died within DEATH_WINDOW_MS, so a primary that keeps to the policy does not give up yet: the machine is too busy to show it`,
+        );
+      }
       assert(
         stopped,
         `workers crashed at boot in a loop that began ${LATE_LOOP_AFTER_MS / 1000} s after launch, and the primary was still forking ${LATE_LOOP_TIMEOUT_MS / 1000} s later (${lateForks.length} forks): does it count deaths only early in the app's life, as PM2 does? Keep the last DEATH_WINDOW_MS of deaths, whenever they come, and give up when DEATH_LIMIT are in it (task 7)`,
@@ -499,6 +512,12 @@ async function startLoop(cluster: ServerProcess, log: WorkerLog, marker: string)
   fs.writeFileSync(marker, '');
   await sendCrash(cluster);
   return first;
+}
+
+// The largest number of `deaths` within any DEATH_WINDOW_MS.
+function mostDeathsInWindow(deaths: WorkerLife[]): number {
+  const times = deaths.map((life) => life.goneMs!).sort((a, b) => a - b);
+  return times.reduce((most, time, index) => Math.max(most, times.filter((other) => other >= time && other - time <= DEATH_WINDOW_MS).length), 0);
 }
 
 // The workers forked from index `first` on that have died, all at boot but a last one
