@@ -35,7 +35,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assert } from 'chai';
 import { heavyRounds, TARGET_HEAVY_MS } from '../../scripts/lib/calibrate.ts';
-import { busyMachineReason, collectPids, referenceFile, startFile, startTarget, targetFile } from '../../scripts/lib/checks.ts';
+import { busyMachineReason, collectPids, median, referenceFile, startFile, startTarget, targetFile } from '../../scripts/lib/checks.ts';
 import { floodWithCrashes, holdRequest, sendCrash, watchHeal, watchReplacement, WorkerLog, type Flood, type Replacement, type WorkerLife } from '../../scripts/lib/crashes.ts';
 import { get } from '../../scripts/lib/http.ts';
 import { canConnect } from '../../scripts/lib/ports.ts';
@@ -383,9 +383,11 @@ describe('lesson 3: worker restart and error isolation', function () {
       assert(lateGaps.length >= 2, `only ${lateGaps.length + 1} workers crashed at boot in the late loop, too few to measure a backoff (task 6)`);
       const [first] = lateGaps;
       const last = lateGaps.at(-1)!;
+      // The median, not the first alone: on a crowded machine one sample of the process
+      // table can come late and show a restart at once as one 50 ms after the death.
       assert(
-        first >= MIN_FIRST_DELAY_MS,
-        `the primary restarted a worker that crashed at boot ${formatMs(first)} after its death: wait RESTART_DELAY_MS before the first restart, and double the wait after each death that follows (task 6)`,
+        median(lateGaps) >= MIN_FIRST_DELAY_MS,
+        `the primary restarted workers that crashed at boot ${shown(lateGaps)} after their deaths: wait RESTART_DELAY_MS before the first restart, and double the wait after each death that follows (task 6)`,
       );
       // Had the backoff not reset, the late loop would go on from the early loop's last delay.
       const earlyLast = Math.max(...earlyGaps);
