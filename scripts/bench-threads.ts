@@ -36,7 +36,7 @@ interface Contender {
   name: string;
   file: string;
   server?: ServerProcess;
-  startMs: number[];
+  startMs?: number;
   rps: number[];
   lightMs: number[];
 }
@@ -55,16 +55,16 @@ async function main(): Promise<number> {
   const workers = String(coreCount());
   console.log(`${workers} cores, WORKERS=${workers}, HEAVY_ROUNDS=${heavyRounds()}, ${rounds} rounds`);
   const contenders: Contender[] = [
-    { name: 'lesson 1: one thread', file: referenceFile('01-blocking-server'), startMs: [], rps: [], lightMs: [] },
-    { name: 'lesson 2: cluster', file: referenceFile('02-basic-cluster'), startMs: [], rps: [], lightMs: [] },
-    { name: 'lesson 7: thread pool', file: referenceFile('07-worker-threads'), startMs: [], rps: [], lightMs: [] },
+    { name: 'lesson 1: one thread', file: referenceFile('01-blocking-server'), rps: [], lightMs: [] },
+    { name: 'lesson 2: cluster', file: referenceFile('02-basic-cluster'), rps: [], lightMs: [] },
+    { name: 'lesson 7: thread pool', file: referenceFile('07-worker-threads'), rps: [], lightMs: [] },
   ];
   try {
     for (const contender of contenders) {
       const started = performance.now();
       contender.server = await startFile(contender.file, { WORKERS: workers });
       await get(contender.server.url('/heavy'), FIRST_ANSWER_TIMEOUT_MS);
-      contender.startMs.push(performance.now() - started);
+      contender.startMs = performance.now() - started;
     }
     for (let round = 1; round <= rounds; round++) {
       for (const contender of contenders) {
@@ -80,7 +80,7 @@ async function main(): Promise<number> {
     console.log('| server | /heavy throughput | /light under /heavy load | memory | start to first /heavy | SIGSEGV under load |');
     console.log('|---|---|---|---|---|---|');
     contenders.forEach((contender, index) => {
-      const cells = [contender.name, formatRate(median(contender.rps)), formatMs(median(contender.lightMs)), formatMemory(memory[index]), formatMs(contender.startMs[0]), crashes[index]];
+      const cells = [contender.name, formatRate(median(contender.rps)), formatMs(median(contender.lightMs)), formatMemory(memory[index]), formatMs(contender.startMs!), crashes[index]];
       console.log(`| ${cells.join(' | ')} |`);
     });
     const [serial, cluster, pool] = contenders;

@@ -8,16 +8,12 @@
 import { assert } from 'chai';
 import { computeHeavy } from '../../common/heavy.ts';
 import { heavyRounds, TARGET_HEAVY_MS } from '../../scripts/lib/calibrate.ts';
-import { median, startTarget } from '../../scripts/lib/checks.ts';
+import { LIGHT_LOAD_CONCURRENCY, lightUnderLoad, probeLight, startTarget } from '../../scripts/lib/checks.ts';
 import { get, pidOf, samplePids } from '../../scripts/lib/http.ts';
-import { runLoad } from '../../scripts/lib/load.ts';
 import { formatMs, note, target } from '../../scripts/lib/report.ts';
 import type { ServerProcess } from '../../scripts/lib/server-process.ts';
 
 const PID_SAMPLES = 20;
-const LIGHT_PROBES = 15;
-const PROBE_INTERVAL_MS = 40;
-const HEAVY_CONCURRENCY = 10;
 const MIN_HEAVIES_WAITED = 2;
 const EXIT_WAIT_MS = 3_000;
 
@@ -58,17 +54,13 @@ describe('lesson 1: a blocking server', function () {
 
   it('makes /light wait while /heavy keeps the thread busy', async function () {
     const idle = await probeLight(server);
-    let loadDone = false;
-    const load = runLoad({ url: server.url('/heavy'), requests: 1_000, maxSeconds: 3, concurrency: HEAVY_CONCURRENCY });
-    void load.finally(() => (loadDone = true));
-    const busy = await probeLight(server, () => loadDone);
-    await load;
+    const busy = await lightUnderLoad(server);
     // Against the calibrated cost of one /heavy on this machine, not a fixed time: with
     // ten /heavy queued on the one thread, /light waits behind several of them.
     const least = MIN_HEAVIES_WAITED * TARGET_HEAVY_MS;
     note(`/light idle: median ${formatMs(idle)}`);
     target(
-      `/light during ${HEAVY_CONCURRENCY} concurrent /heavy: median ${formatMs(busy)} ≥ ${MIN_HEAVIES_WAITED} × one /heavy (${TARGET_HEAVY_MS} ms)`,
+      `/light during ${LIGHT_LOAD_CONCURRENCY} concurrent /heavy: median ${formatMs(busy)} ≥ ${MIN_HEAVIES_WAITED} × one /heavy (${TARGET_HEAVY_MS} ms)`,
       busy >= least,
       '/light did not wait behind /heavy: in this lesson /heavy computes computeHeavy on the one thread that serves every request',
     );
@@ -95,18 +87,6 @@ describe('lesson 1: a blocking server', function () {
     assert(killed.length === 0, `pids ${killed.join(', ')} ignored SIGTERM and needed SIGKILL`);
   });
 });
-
-// Median latency of /light probes, one every PROBE_INTERVAL_MS, until `done` or LIGHT_PROBES.
-async function probeLight(server: ServerProcess, done = () => false): Promise<number> {
-  const times: number[] = [];
-  while (times.length < LIGHT_PROBES && !done()) {
-    const answer = await get(server.url('/light'));
-    if (pidOf(answer) === undefined) throw new Error(`GET /light answered ${answer.status} ${answer.body}`);
-    times.push(answer.ms);
-    await sleep(PROBE_INTERVAL_MS);
-  }
-  return median(times);
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -520,7 +520,7 @@ async function startLoop(cluster: ServerProcess, log: WorkerLog, marker: string)
 // The largest number of `deaths` within any DEATH_WINDOW_MS.
 function mostDeathsInWindow(deaths: WorkerLife[]): number {
   const times = deaths.map((life) => life.goneMs!).sort((a, b) => a - b);
-  return times.reduce((most, time, index) => Math.max(most, times.filter((other) => other >= time && other - time <= DEATH_WINDOW_MS).length), 0);
+  return times.reduce((most, time) => Math.max(most, times.filter((other) => other >= time && other - time <= DEATH_WINDOW_MS).length), 0);
 }
 
 // The workers forked from index `first` on that have died, all at boot but a last one

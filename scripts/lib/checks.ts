@@ -81,21 +81,27 @@ const LIGHT_LOAD_SECONDS = 3;
 const LIGHT_PROBES = 15;
 const LIGHT_PROBE_INTERVAL_MS = 40;
 
-// Median latency of /light probes, one every LIGHT_PROBE_INTERVAL_MS, while a closed loop
-// of LIGHT_LOAD_CONCURRENCY clients keeps /heavy busy.
-export async function lightUnderLoad(server: ServerProcess): Promise<number> {
-  let loadDone = false;
-  const load = runLoad({ url: server.url('/heavy'), requests: 1_000, maxSeconds: LIGHT_LOAD_SECONDS, concurrency: LIGHT_LOAD_CONCURRENCY });
-  void load.finally(() => (loadDone = true));
+// Median latency of /light probes, one every LIGHT_PROBE_INTERVAL_MS, until `done` returns
+// true or LIGHT_PROBES have been sent.
+export async function probeLight(server: ServerProcess, done = () => false): Promise<number> {
   const times: number[] = [];
-  while (times.length < LIGHT_PROBES && !loadDone) {
+  while (times.length < LIGHT_PROBES && !done()) {
     const answer = await get(server.url('/light'));
     if (pidOf(answer) === undefined) throw new Error(`GET /light answered ${answer.status} ${answer.body}`);
     times.push(answer.ms);
     await new Promise((resolve) => setTimeout(resolve, LIGHT_PROBE_INTERVAL_MS));
   }
-  await load;
   return median(times);
+}
+
+// probeLight() while a closed loop of LIGHT_LOAD_CONCURRENCY clients keeps /heavy busy.
+export async function lightUnderLoad(server: ServerProcess): Promise<number> {
+  let loadDone = false;
+  const load = runLoad({ url: server.url('/heavy'), requests: 1_000, maxSeconds: LIGHT_LOAD_SECONDS, concurrency: LIGHT_LOAD_CONCURRENCY });
+  void load.finally(() => (loadDone = true));
+  const busy = await probeLight(server, () => loadDone);
+  await load;
+  return busy;
 }
 
 export interface SpeedupMeasurement {
