@@ -90,7 +90,7 @@ describe('lesson 7: worker threads', function () {
       assert(typeof body.thread === 'number', `GET /heavy answered ${answer.body}, with no thread: answer the thread id the pool's thread sent back`);
       assert(
         body.thread !== MAIN_THREAD,
-        `/heavy was computed on the main thread (thread ${MAIN_THREAD}), which must stay free for every other request: start the pool's threads (task 1) and hand the job to one of them`,
+        `/heavy was computed on the main thread (thread ${MAIN_THREAD}), which must stay free for every other request: start the pool's threads (task 1), queue the job in run() (task 3), and let dispatch() hand it to an idle thread (task 4)`,
       );
       const result = computeHeavy(heavyRounds());
       assert(body.result === result, `GET /heavy answered result ${JSON.stringify(body.result)}, expected "${result}", computeHeavy(HEAVY_ROUNDS)`);
