@@ -55,7 +55,7 @@ const CRASH_THREADS = 2;
 // More crashes than a pool that counts deaths would plausibly allow, a few seconds apart.
 const CRASHES = 12;
 const CRASH_INTERVAL_MS = 250;
-const CRASH_LOAD = { concurrency: 4, timeoutMs: 5_000, maxRequests: 2_000 };
+const CRASH_LOAD = { concurrency: 8, timeoutMs: 5_000, maxRequests: 2_000 };
 const CRASH_ANSWER_TIMEOUT_MS = 5_000;
 // From the end of that load until WORKERS threads answer: a thread's start, and more.
 const WHOLE_WITHIN_MS = 3_000;
