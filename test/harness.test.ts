@@ -2,6 +2,7 @@
 // - lesson names resolve in every accepted spelling, and an unknown one lists the lessons
 // - a server that ignores SIGTERM, workers included, is ended with SIGKILL and named
 // - a started server's whole process group is gone after stop()
+// - ps's TIME column (CPU time where there is no /proc) reads as ms, hundredths included
 // - calibration never lands on a HEAVY_ROUNDS a wrong answer could hard-code
 // - npm run compare says what completed and a timeout-capped percentile mean, and that
 //   an overloaded serial run's errors vary; a target not measured is no inequality
@@ -16,7 +17,7 @@ import type { Row } from '../solutions/04-load-test-comparison/compare.ts';
 import { resolveLesson } from '../scripts/lib/lessons.ts';
 import { UsageError } from '../scripts/lib/errors.ts';
 import { REPO_ROOT } from '../scripts/lib/paths.ts';
-import { isGroupAlive, startServer } from '../scripts/lib/server-process.ts';
+import { isGroupAlive, parseCpuTime, startServer } from '../scripts/lib/server-process.ts';
 import { referenceFile } from '../scripts/lib/checks.ts';
 import { collectPids } from '../scripts/lib/checks.ts';
 
@@ -40,6 +41,14 @@ describe('the harness', function () {
         assert(error.message.startsWith('Unknown lesson "99". Lessons: 01-blocking-server, 02-basic-cluster'), error.message);
       }
     });
+  });
+
+  describe('parseCpuTime', function () {
+    for (const [text, ms] of [['0:00.31', 310], ['  1:02.50', 62_500], ['00:00:07', 7_000], ['1-02:03:04', 93_784_000]] as const) {
+      it(`reads "${text}" as ${ms} ms`, function () {
+        assert(Math.abs(parseCpuTime(text) - ms) < 1e-6, `parseCpuTime("${text}") = ${parseCpuTime(text)}`);
+      });
+    }
   });
 
   describe('startServer and stop', function () {

@@ -1,5 +1,6 @@
 // Lesson 1 checks. They verify that:
 // - /heavy answers 200 with the pid and the right result of computeHeavy(HEAVY_ROUNDS)
+// - every /heavy computes: the server spends CPU on each, not a saved result
 // - /light answers 200 with the pid; any other path answers 404
 // - every answer comes from one process: the one the check started
 // - /light waits behind /heavy: during a /heavy load it takes longer than two /heavy
@@ -14,6 +15,11 @@ import { formatMs, note, target } from '../../scripts/lib/report.ts';
 import type { ServerProcess } from '../../scripts/lib/server-process.ts';
 
 const PID_SAMPLES = 20;
+// CPU time is counted in 10 ms ticks: 30 /heavy of about 15 ms each are 45 ticks, and a
+// server that returns a saved result spends a tick or two on all 30. The share allows for
+// a calibration made while other programs ran, which makes one /heavy cheaper than 15 ms.
+const CPU_SAMPLES = 30;
+const MIN_CPU_SHARE = 0.3;
 const MIN_HEAVIES_WAITED = 2;
 const EXIT_WAIT_MS = 3_000;
 
@@ -33,6 +39,19 @@ describe('lesson 1: a blocking server', function () {
     assert(answer.status === 200, `GET /heavy answered ${answer.status}, expected 200`);
     const expected = { pid: server.pid, result: computeHeavy(heavyRounds()) };
     assert(JSON.stringify(answer.json) === JSON.stringify(expected), `GET /heavy answered ${answer.body}, expected ${JSON.stringify(expected)}`);
+  });
+
+  it('computes computeHeavy for every /heavy', async function () {
+    // CPU time, not wall time: other programs can slow a request down, never make it cost
+    // the server CPU it did not spend.
+    const before = server.cpuMs();
+    for (let i = 0; i < CPU_SAMPLES; i++) await get(server.url('/heavy'));
+    const perHeavy = (server.cpuMs() - before) / CPU_SAMPLES;
+    target(
+      `server CPU time per /heavy, over ${CPU_SAMPLES}: ${formatMs(perHeavy)} ≥ ${MIN_CPU_SHARE} × one computeHeavy (${TARGET_HEAVY_MS} ms)`,
+      perHeavy >= MIN_CPU_SHARE * TARGET_HEAVY_MS,
+      '/heavy used almost no CPU: it must run computeHeavy(config.heavyRounds) for every request, not answer with a result saved from an earlier one',
+    );
   });
 
   it('answers /light with its pid', async function () {

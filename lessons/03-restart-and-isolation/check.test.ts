@@ -62,10 +62,12 @@ const REPLACEMENT_TIMEOUT_MS = 3_000;
 // core busy, and a /heavy not answered within 5 s is lost, not merely slow.
 const FLOOD_WORKERS = 1;
 const FLOOD = { crashIntervalMs: 400, floodMs: 8_000, rps: 30, concurrency: 10, tailMs: 1_000, requestTimeoutMs: 5_000, healTimeoutMs: 2_000 };
-// Three workers that crash at boot: the fifth death comes while the restart scheduled for
-// the fourth (800 ms of backoff) is still pending, so a primary that gives up without
-// cancelling it forks once more after its "giving up" line.
-const BOOT_WORKERS = 3;
+// As many workers as DEATH_LIMIT, all crashing at boot: they boot side by side, so the
+// fifth death comes while the restarts scheduled for the first four (100 to 800 ms of
+// backoff) are pending, and a primary that gives up without cancelling them forks after
+// its "giving up" line. With three, a slow machine spread the deaths so far apart that
+// none was pending by the fifth.
+const BOOT_WORKERS = 5;
 const BOOT_EXIT_TIMEOUT_MS = 15_000;
 const MAX_BOOT_FORKS = 20;
 const STOP_TIMEOUT_MS = 5_000;

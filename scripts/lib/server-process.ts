@@ -124,10 +124,14 @@ export class ServerProcess {
     return listLiveProcesses(this.pid).map((entry) => entry.pid);
   }
 
-  // CPU time, in ms, that the group's live processes have used so far (Linux; 0 elsewhere).
+  // CPU time, in ms, that the group's live processes have used so far: from /proc on
+  // Linux, elsewhere from ps's TIME column (to the hundredth of a second on macOS).
   cpuMs(): number {
-    const ticks = listLiveProcesses(this.pid).reduce((sum, entry) => sum + cpuTicks(entry.pid), 0);
-    return (ticks / TICKS_PER_SECOND) * 1000;
+    const live = listLiveProcesses(this.pid);
+    if (fs.existsSync('/proc/self/stat')) return (live.reduce((sum, entry) => sum + cpuTicks(entry.pid), 0) / TICKS_PER_SECOND) * 1000;
+    if (live.length === 0) return 0;
+    const ps = spawnSync('ps', ['-o', 'time=', '-p', live.map((entry) => entry.pid).join(',')], { encoding: 'utf8' });
+    return ps.stdout.split('\n').filter((line) => line.trim()).reduce((sum, line) => sum + parseCpuTime(line), 0);
   }
 
   workerPids(): number[] {
@@ -286,6 +290,13 @@ function cpuTicks(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+// ps's TIME, [[dd-]hh:]mm:ss[.cc], in ms.
+export function parseCpuTime(text: string): number {
+  const [days, clock] = text.includes('-') ? text.trim().split('-') : ['0', text.trim()];
+  const seconds = clock.split(':').reduce((sum, part) => sum * 60 + Number(part), 0);
+  return (Number(days) * 86_400 + seconds) * 1000;
 }
 
 // A primary's workers: its live children in its group. tsx may start an esbuild
