@@ -1,8 +1,9 @@
 // The learner's commands, spawned as a learner runs them, in a scratch copy of the
 // course. They verify that:
 // - every command explains itself with --help, and README.md quotes that text
-// - .ci/run runs exactly the README's quickstart, then the Node versions matrix its
-//   maintainers' section names, on every supported major but the oldest (CI's own)
+// - .ci/run runs exactly lesson 8's install line, the README's quickstart, then the Node
+//   versions matrix its maintainers' section names, on every supported major but the
+//   oldest (CI's own)
 // - an unknown lesson exits 2 with the list of lessons; a bad flag exits 2 with usage
 // - a pass marks the lesson done; progress, hint and check then move on to the next
 // - a target the check could not measure prints as not measured, never as ✔ or as an
@@ -73,9 +74,9 @@ describe('the commands', function () {
       });
     }
 
-    it("runs in CI exactly the README's quickstart commands, then the matrix on every other supported Node", function () {
+    it("runs in CI exactly lesson 8's install line and the README's quickstart commands, then the matrix on every other supported Node", function () {
       const codeAfter = (heading: string) => readme.split(heading)[1].match(/```\n([\s\S]*?)```/)![1].trim().split('\n');
-      const readmeCommands = [...codeAfter('## Quickstart'), ...codeAfter('CI runs `.ci/run`')];
+      const readmeCommands = [...codeAfter('Lesson 8 (several hosts'), ...codeAfter('## Quickstart'), ...codeAfter('CI runs `.ci/run`')];
       const ci = fs.readFileSync(path.join(REPO_ROOT, '.ci', 'run'), 'utf8').split('\n').filter((line) => line && !/^(#|set |cd )/.test(line));
       assert(JSON.stringify(ci) === JSON.stringify(readmeCommands), `.ci/run runs ${JSON.stringify(ci)}, the README says ${JSON.stringify(readmeCommands)}`);
       const matrix = ci.join('\n').match(/^npm run test:node -- ([\d ]+)$/m)?.[1].split(' ').map(Number) ?? [];

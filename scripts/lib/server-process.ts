@@ -19,6 +19,10 @@ export interface StartOptions {
   echo?: boolean;
   // Modules node imports before the file, in the primary and in every worker it forks.
   imports?: string[];
+  // Where it listens (HOST by default), and a command it runs under, such as
+  // `ip netns exec NAMESPACE` for a test host of lesson 8 (scripts/lib/test-hosts.ts).
+  host?: string;
+  runUnder?: string[];
 }
 
 export interface ExitInfo {
@@ -69,11 +73,13 @@ export class ServerProcess {
   private output = { stdout: '', stderr: '' };
 
   readonly file: string;
+  readonly host: string;
   readonly port: number;
   private readonly child: ChildProcess;
 
-  constructor(file: string, port: number, child: ChildProcess) {
+  constructor(file: string, host: string, port: number, child: ChildProcess) {
     this.file = file;
+    this.host = host;
     this.port = port;
     this.child = child;
     this.pid = child.pid!;
@@ -90,7 +96,7 @@ export class ServerProcess {
   }
 
   url(path = '/'): string {
-    return `http://${HOST}:${this.port}${path}`;
+    return `http://${this.host}:${this.port}${path}`;
   }
 
   get stdout(): string {
@@ -179,20 +185,23 @@ export class ServerProcess {
 
 // Starts the server without waiting for it: for checks that watch a server fail to start.
 export async function launchServer(options: StartOptions): Promise<ServerProcess> {
+  const host = options.host ?? HOST;
   const port = options.port ?? (await findFreePort(HOST));
   const imports = (options.imports ?? []).flatMap((module) => ['--import', module]);
-  const child = spawn(process.execPath, ['--import', 'tsx', ...imports, options.file], {
+  // ip netns exec, like exec, becomes the command it runs: the pid is node's.
+  const [command, ...args] = [...(options.runUnder ?? []), process.execPath, '--import', 'tsx', ...imports, options.file];
+  const child = spawn(command, args, {
     cwd: REPO_ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PORT: String(port), HOST, ...options.env },
+    env: { ...process.env, PORT: String(port), HOST: host, ...options.env },
   });
-  if (child.pid === undefined) throw new Error(`could not start ${process.execPath}`);
+  if (child.pid === undefined) throw new Error(`could not start ${command}`);
   if (options.echo) {
     child.stdout!.on('data', (chunk: Buffer) => process.stdout.write(chunk));
     child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(chunk));
   }
-  return new ServerProcess(options.file, port, child);
+  return new ServerProcess(options.file, host, port, child);
 }
 
 // Starts the server and resolves once its port accepts connections; a server that
@@ -204,9 +213,9 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
   const watching = new AbortController();
   let state: StartState = 'slow';
   const stuck = watchStart(server.pid, watching.signal).then((seen) => (state = seen));
-  const listening = await waitForPort(HOST, port, timeoutMs, Promise.race([server.exited, stuck]));
+  const listening = await waitForPort(server.host, port, timeoutMs, Promise.race([server.exited, stuck]));
   watching.abort();
-  if (listening && process.platform === 'linux' && (await canConnect(OTHER_LOOPBACK, port))) {
+  if (listening && server.host === HOST && process.platform === 'linux' && (await canConnect(OTHER_LOOPBACK, port))) {
     await server.stop();
     throw new VerdictError(
       `${relativeToRepo(options.file)} listens on every interface, not only on HOST=${HOST}: pass config.host to listen()`,
@@ -231,12 +240,12 @@ function describeStartFailure(server: ServerProcess, exit: ExitInfo | null, time
     busy: ': it kept the CPU busy the whole time',
     slow: ` within ${timeoutMs / 1000} s`,
   }[state];
-  if (state === 'crashing') return `${file} did not listen on ${HOST}:${server.port}${when}: they crash at boot.${quoteOutput('The first one\'s stderr', server.stderr, 'first')}`;
+  if (state === 'crashing') return `${file} did not listen on ${server.host}:${server.port}${when}: they crash at boot.${quoteOutput('The first one\'s stderr', server.stderr, 'first')}`;
   const why =
     state === 'busy'
       ? ' Does something at start loop forever or block the event loop?'
       : ' Does it listen on config.port (the PORT variable), not on a fixed port?';
-  return `${file} did not listen on ${HOST}:${server.port}${when}.${why}${quoteOutput('It printed', server.stdout)}`;
+  return `${file} did not listen on ${server.host}:${server.port}${when}.${why}${quoteOutput('It printed', server.stdout)}`;
 }
 
 function quoteOutput(label: string, text: string, end: 'first' | 'last' = 'last'): string {

@@ -1,0 +1,123 @@
+// nginx for lesson 8, started the way the check needs it and no other: in the
+// foreground, in a process group of its own, with its prefix, config, pid file, logs and
+// temporary files in a fresh temporary folder, on a port the check chose. It never
+// reads or touches the system's nginx (its config, its logs, its service).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { waitForPort } from './ports.ts';
+
+export const INSTALL_NGINX = 'nginx is not installed. Lesson 8 runs a real one: sudo apt-get install nginx (Debian, Ubuntu), or brew install nginx (macOS)';
+
+// Debian puts nginx in /usr/sbin, which a non-root PATH often lacks; Homebrew in its own.
+const PLACES = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/bin/nginx', '/opt/homebrew/bin/nginx'];
+const START_TIMEOUT_MS = 5_000;
+const STOP_GRACE_MS = 3_000;
+
+export function findNginx(): string | undefined {
+  const onPath = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).stdout.trim();
+  return onPath || PLACES.find((place) => fs.existsSync(place));
+}
+
+export class Nginx {
+  readonly port: number;
+  readonly dir: string;
+  private readonly child: ChildProcess;
+  private readonly exited: Promise<void>;
+  private output = '';
+
+  constructor(port: number, dir: string, child: ChildProcess) {
+    this.port = port;
+    this.dir = dir;
+    this.child = child;
+    child.stderr!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  errorLog(): string {
+    return readIfThere(path.join(this.dir, 'error.log')) + this.output;
+  }
+
+  // Ends nginx (SIGQUIT lets it finish the requests it has), then its whole group, and
+  // removes its folder.
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      signalGroup(this.pid, 'SIGQUIT');
+      const stopped = await Promise.race([this.exited.then(() => true), sleep(STOP_GRACE_MS).then(() => false)]);
+      if (!stopped) signalGroup(this.pid, 'SIGKILL');
+      await this.exited;
+    }
+    // Its workers may outlive the master for a moment.
+    signalGroup(this.pid, 'SIGKILL');
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+// Starts nginx with `http` (upstreams and servers) as its http block; the check's own
+// lines around it keep every file nginx writes in its temporary folder. A config nginx
+// rejects throws with nginx's own message.
+export async function startNginx(http: string, port: number): Promise<Nginx> {
+  const binary = findNginx();
+  if (!binary) throw new Error(INSTALL_NGINX);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'course-nginx-'));
+  // Its workers run as an unprivileged user when nginx starts as root, and must reach
+  // the temporary files inside.
+  fs.chmodSync(dir, 0o755);
+  const config = path.join(dir, 'nginx.conf');
+  fs.writeFileSync(config, wrapConfig(http, dir));
+  const args = ['-p', dir, '-c', config, '-e', path.join(dir, 'error.log')];
+  const test = spawnSync(binary, [...args, '-t', '-q'], { encoding: 'utf8' });
+  if (test.status !== 0) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw new Error(`nginx rejects the config: ${test.stderr.trim()}`);
+  }
+  const child = spawn(binary, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+  const nginx = new Nginx(port, dir, child);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  if (!(await waitForPort('127.0.0.1', port, START_TIMEOUT_MS, exited))) {
+    await nginx.stop();
+    throw new Error(`nginx did not listen on 127.0.0.1:${port} within ${START_TIMEOUT_MS / 1000} s: ${nginx.errorLog().trim()}`);
+  }
+  return nginx;
+}
+
+function wrapConfig(http: string, dir: string): string {
+  const inDir = (name: string) => path.join(dir, name);
+  return `daemon off;
+worker_processes 1;
+pid ${inDir('nginx.pid')};
+error_log ${inDir('error.log')} warn;
+events { worker_connections 1024; }
+http {
+  access_log ${inDir('access.log')};
+  client_body_temp_path ${inDir('client_body')};
+  proxy_temp_path ${inDir('proxy')};
+  fastcgi_temp_path ${inDir('fastcgi')};
+  uwsgi_temp_path ${inDir('uwsgi')};
+  scgi_temp_path ${inDir('scgi')};
+${http.replace(/^/gm, '  ')}
+}
+`;
+}
+
+function readIfThere(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // The group is gone.
+  }
+}

@@ -1,0 +1,128 @@
+// Test hosts for lesson 8 (several hosts behind nginx): each one a Linux network
+// namespace with an address of its own, joined to this machine by a veth pair, as a
+// second machine on a network cable would be. The check makes them and removes them;
+// it touches no namespace, link or address it did not make.
+//
+// Every name carries this process's pid (ncc-PID-N, and ncc<PID>a<N> for the link), so
+// two checks side by side never meet, and what a killed check left can be told apart.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+
+export interface TestHost {
+  namespace: string;
+  // The host's address, inside its namespace; the machine's end of the link is `gateway`.
+  address: string;
+  gateway: string;
+  link: string;
+}
+
+// Private addresses, one /30 per host: 10.X.N.1 on this machine, 10.X.N.2 in host N.
+// X is the first second octet that no address or route of this machine uses.
+const SECOND_OCTETS = [213, 214, 215, 216, 217];
+const PREFIX = 'ncc';
+
+const made = new Map<string, TestHost>();
+let cleanupHooked = false;
+
+// Why this machine cannot make test hosts, or undefined if it can.
+export function whyNoTestHosts(): string | undefined {
+  if (process.platform !== 'linux') return 'network namespaces are Linux only';
+  if (process.getuid?.() !== 0) return 'making network namespaces needs root';
+  if (ip(['netns', 'list']).status !== 0) return 'the ip command (iproute2) is missing: apt-get install iproute2';
+  return undefined;
+}
+
+export function makeTestHosts(count: number): TestHost[] {
+  removeLeftovers();
+  const octet = freeSecondOctet();
+  const hosts: TestHost[] = [];
+  try {
+    for (let n = 1; n <= count; n++) hosts.push(makeHost(octet, n));
+  } catch (error) {
+    removeTestHosts(hosts);
+    throw error;
+  }
+  return hosts;
+}
+
+export function removeTestHosts(hosts: TestHost[]): void {
+  for (const host of hosts) {
+    // Deleting the namespace deletes the link's end inside it, and with it the pair.
+    ip(['netns', 'delete', host.namespace]);
+    made.delete(host.namespace);
+  }
+}
+
+// The namespaces and links of this process that exist now: after removeTestHosts(), none.
+export function listOurs(): string[] {
+  const namespaces = ip(['netns', 'list']).stdout.split('\n').map((line) => line.split(' ')[0]);
+  const links = ip(['-o', 'link', 'show']).stdout.split('\n').map((line) => line.split(': ')[1]?.split('@')[0] ?? '');
+  return [...namespaces, ...links].filter((name) => name.startsWith(`${PREFIX}-${process.pid}-`) || name.startsWith(`${PREFIX}${process.pid}a`));
+}
+
+// Throws unless `address` is a test host this process made and its namespace still holds
+// it: no request may go to an address that could leave the machine.
+export function assertTestHost(address: string): TestHost {
+  const host = [...made.values()].find((candidate) => candidate.address === address);
+  if (!host) throw new Error(`${address} is not a test host this check made`);
+  const inside = ip(['netns', 'exec', host.namespace, 'ip', '-4', '-o', 'addr', 'show']).stdout;
+  if (!inside.includes(` ${address}/`)) throw new Error(`namespace ${host.namespace} no longer holds ${address}`);
+  return host;
+}
+
+// The command line that runs `command` inside the host's namespace.
+export function inHost(host: TestHost, command: string[]): string[] {
+  return ['ip', 'netns', 'exec', host.namespace, ...command];
+}
+
+function makeHost(octet: number, n: number): TestHost {
+  const host: TestHost = {
+    namespace: `${PREFIX}-${process.pid}-${n}`,
+    address: `10.${octet}.${n}.2`,
+    gateway: `10.${octet}.${n}.1`,
+    link: `${PREFIX}${process.pid}a${n}`,
+  };
+  const peer = `${PREFIX}${process.pid}b${n}`;
+  hookCleanup();
+  run(['netns', 'add', host.namespace]);
+  made.set(host.namespace, host);
+  run(['link', 'add', host.link, 'type', 'veth', 'peer', 'name', peer]);
+  run(['link', 'set', peer, 'netns', host.namespace]);
+  run(['addr', 'add', `${host.gateway}/30`, 'dev', host.link]);
+  run(['link', 'set', host.link, 'up']);
+  const inside = (args: string[]) => run(['netns', 'exec', host.namespace, 'ip', ...args]);
+  inside(['link', 'set', 'lo', 'up']);
+  inside(['addr', 'add', `${host.address}/30`, 'dev', peer]);
+  inside(['link', 'set', peer, 'up']);
+  return host;
+}
+
+function freeSecondOctet(): number {
+  const used = ip(['-4', '-o', 'addr', 'show']).stdout + ip(['-4', 'route', 'show', 'table', 'all']).stdout;
+  const octet = SECOND_OCTETS.find((candidate) => !used.includes(`10.${candidate}.`));
+  if (octet === undefined) throw new Error(`this machine already uses 10.X for every X in ${SECOND_OCTETS.join(', ')}`);
+  return octet;
+}
+
+// Namespaces a killed check left: ncc-PID-N whose PID no longer runs.
+function removeLeftovers(): void {
+  for (const line of ip(['netns', 'list']).stdout.split('\n')) {
+    const match = line.match(new RegExp(`^(${PREFIX}-(\\d+)-\\d+)`));
+    if (match && !fs.existsSync(`/proc/${match[2]}`)) ip(['netns', 'delete', match[1]]);
+  }
+}
+
+function hookCleanup(): void {
+  if (cleanupHooked) return;
+  cleanupHooked = true;
+  process.once('exit', () => removeTestHosts([...made.values()]));
+}
+
+function run(args: string[]): void {
+  const result = ip(args);
+  if (result.status !== 0) throw new Error(`ip ${args.join(' ')}: ${result.stderr.trim()}`);
+}
+
+function ip(args: string[]) {
+  return spawnSync('ip', args, { encoding: 'utf8' });
+}
