@@ -9,13 +9,13 @@ export interface Lesson {
   title: string; // from the README's first heading
   dir: string;
   solutionDir: string;
-  mainFile: string; // the file the learner edits: server.ts, or compare.ts in lesson 4
+  mainFile: string; // the file the learner edits: server.ts, compare.ts in lesson 4, balancer.ts in lesson 8
   checkFile: string;
   starterDir: string; // pristine copies of the starters, for npm run reset and npm test
 }
 
 const LESSON_DIR_PATTERN = /^(\d\d)-[a-z0-9-]+$/;
-const MAIN_FILE_NAMES = ['server.ts', 'compare.ts'];
+const MAIN_FILE_NAMES = ['server.ts', 'compare.ts', 'balancer.ts'];
 
 export function listLessons(root = REPO_ROOT): Lesson[] {
   const lessonsDir = path.join(root, 'lessons');

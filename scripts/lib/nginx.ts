@@ -21,6 +21,17 @@ export function findNginx(): string | undefined {
   return onPath || PLACES.find((place) => fs.existsSync(place));
 }
 
+// One line of nginx's access log, in the format the check sets: every upstream a request
+// was passed to, in order (more than one when nginx passed it on after a failure).
+export interface Passage {
+  method: string;
+  uri: string;
+  status: number;
+  upstreams: string[];
+  upstreamStatuses: string[];
+  seconds: number;
+}
+
 export class Nginx {
   readonly port: number;
   readonly dir: string;
@@ -38,6 +49,16 @@ export class Nginx {
 
   get pid(): number {
     return this.child.pid!;
+  }
+
+  accessLog(): Passage[] {
+    return readIfThere(path.join(this.dir, 'access.log'))
+      .split('\n')
+      .filter((line) => line.trim())
+      .map((line) => {
+        const [method, uri, status, upstreams, statuses, seconds] = line.split('|');
+        return { method, uri, status: Number(status), upstreams: splitList(upstreams), upstreamStatuses: splitList(statuses), seconds: Number(seconds) };
+      });
   }
 
   errorLog(): string {
@@ -95,7 +116,8 @@ pid ${inDir('nginx.pid')};
 error_log ${inDir('error.log')} warn;
 events { worker_connections 1024; }
 http {
-  access_log ${inDir('access.log')};
+  log_format course '$request_method|$request_uri|$status|$upstream_addr|$upstream_status|$request_time';
+  access_log ${inDir('access.log')} course;
   client_body_temp_path ${inDir('client_body')};
   proxy_temp_path ${inDir('proxy')};
   fastcgi_temp_path ${inDir('fastcgi')};
@@ -104,6 +126,12 @@ http {
 ${http.replace(/^/gm, '  ')}
 }
 `;
+}
+
+// nginx joins the upstreams of one request with ", " (and " : " across an internal
+// redirect); an upstream it never reached shows as "-".
+function splitList(text: string): string[] {
+  return text === '-' ? [] : text.split(/\s*[,:]\s+/).filter((item) => item !== '');
 }
 
 function readIfThere(file: string): string {

@@ -24,8 +24,13 @@ const PREFIX = 'ncc';
 const made = new Map<string, TestHost>();
 let cleanupHooked = false;
 
+// COURSE_LOOPBACK_HOSTS=1 makes a check use ports of 127.0.0.1 where it could make
+// namespaces, as it does on macOS: how the course's own tests try that path on Linux.
+export const LOOPBACK_HOSTS_ENV = 'COURSE_LOOPBACK_HOSTS';
+
 // Why this machine cannot make test hosts, or undefined if it can.
 export function whyNoTestHosts(): string | undefined {
+  if (process.env[LOOPBACK_HOSTS_ENV] === '1') return `${LOOPBACK_HOSTS_ENV}=1`;
   if (process.platform !== 'linux') return 'network namespaces are Linux only';
   if (process.getuid?.() !== 0) return 'making network namespaces needs root';
   if (ip(['netns', 'list']).status !== 0) return 'the ip command (iproute2) is missing: apt-get install iproute2';
@@ -58,6 +63,13 @@ export function listOurs(): string[] {
   const namespaces = ip(['netns', 'list']).stdout.split('\n').map((line) => line.split(' ')[0]);
   const links = ip(['-o', 'link', 'show']).stdout.split('\n').map((line) => line.split(': ')[1]?.split('@')[0] ?? '');
   return [...namespaces, ...links].filter((name) => name.startsWith(`${PREFIX}-${process.pid}-`) || name.startsWith(`${PREFIX}${process.pid}a`));
+}
+
+// Every test-host namespace on this machine, whichever check made it: after a run of the
+// course's tests, none.
+export function leftoverTestHosts(): string[] {
+  if (process.platform !== 'linux') return [];
+  return ip(['netns', 'list']).stdout.split('\n').map((line) => line.split(' ')[0]).filter((name) => new RegExp(`^${PREFIX}-\\d+-\\d+$`).test(name));
 }
 
 // Throws unless `address` is a test host this process made and its namespace still holds
@@ -123,6 +135,8 @@ function run(args: string[]): void {
   if (result.status !== 0) throw new Error(`ip ${args.join(' ')}: ${result.stderr.trim()}`);
 }
 
-function ip(args: string[]) {
-  return spawnSync('ip', args, { encoding: 'utf8' });
+// Where there is no ip command (macOS), as if it had printed nothing and failed.
+function ip(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync('ip', args, { encoding: 'utf8' });
+  return { status: result.status, stdout: result.stdout ?? '', stderr: result.stderr ?? String(result.error) };
 }

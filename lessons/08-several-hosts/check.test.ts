@@ -1,0 +1,475 @@
+// Lesson 8 checks. Three hosts, each running lesson 5's cluster (WORKERS=1), sit behind an
+// nginx that runs your nginxConfig(). On Linux as root each host is a network namespace
+// with an address of its own (10.X.N.2); elsewhere each is a port of 127.0.0.1. They verify:
+// - nginx accepts the config, and requests through it spread over every host
+// - upstream connections are reused: far fewer new connections on the hosts than requests
+// - the hosts' keepAliveTimeout outlasts nginx's upstream keepalive_timeout
+// - a host killed under a steady GET load costs no GET: nginx passes them to another host
+// - a host frozen (SIGSTOP) costs no GET either, and no GET waits much longer than your
+//   proxy_read_timeout
+// - a POST that reached a frozen host is not sent again to another
+// - rollingDeploy() reloads every host, one at a time, under load: no request fails and
+//   every worker is replaced; when a host's new release crashes, it stops there
+// - nothing is left afterwards: no host, namespace, nginx or worker
+// nginx's own access log tells which hosts each request was passed to.
+// A failure names the task of the lesson's README (and the starter's TODO) it points to.
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { assert } from 'chai';
+import { heavyRounds } from '../../scripts/lib/calibrate.ts';
+import { referenceFile, targetFile } from '../../scripts/lib/checks.ts';
+import { VerdictError } from '../../scripts/lib/errors.ts';
+import { CONNECTION_LINE } from '../../scripts/lib/host-preload.ts';
+import { pidOf } from '../../scripts/lib/http.ts';
+import { runLoad } from '../../scripts/lib/load.ts';
+import { findNginx, INSTALL_NGINX, startNginx, type Nginx, type Passage } from '../../scripts/lib/nginx.ts';
+import { relativeToRepo } from '../../scripts/lib/paths.ts';
+import { findFreePort } from '../../scripts/lib/ports.ts';
+import { formatMs, note, target } from '../../scripts/lib/report.ts';
+import { isGroupAlive, startServer, type ServerProcess } from '../../scripts/lib/server-process.ts';
+import { assertTestHost, inHost, listOurs, makeTestHosts, removeTestHosts, whyNoTestHosts, type TestHost } from '../../scripts/lib/test-hosts.ts';
+
+type Balancer = typeof import('./balancer.ts');
+
+const HOSTS = 3;
+const HOST_PORT = 3000;
+const HOST_SERVER = referenceFile('05-graceful-reload');
+const HOST_PRELOAD = new URL('../../scripts/lib/host-preload.ts', import.meta.url).href;
+const SPREAD_REQUESTS = 30;
+const REUSE_REQUESTS = 200;
+const REUSE_CONCURRENCY = 4;
+// Kept connections: a few per host and client. Without keep-alive, one per request.
+const MAX_NEW_CONNECTIONS_SHARE = 0.2;
+// nginx's defaults, which apply when the config does not set them.
+const NGINX_DEFAULT_KEEPALIVE_TIMEOUT_MS = 60_000;
+const NGINX_DEFAULT_READ_TIMEOUT_MS = 60_000;
+// The steady GET loads: an open loop, so a stuck request does not slow the others.
+const STEADY_LOAD = { rps: 60, concurrency: 20, timeoutMs: 10_000 };
+const KILL_LOAD_SECONDS = 4;
+const KILL_AFTER_MS = 1_000;
+const FREEZE_LOAD_SECONDS = 4;
+// Beyond the configured read timeout, the retry on the next host and a busy machine.
+const FREEZE_SLACK_MS = 2_000;
+const POST_TRIES = 4;
+const DEPLOY_LOAD_SECONDS = 12;
+const DEPLOY_TIMEOUT_MS = 30_000;
+const RELOAD_TIMEOUT_MS = 15_000;
+
+interface Host {
+  name: string;
+  address: string;
+  port: number;
+  // The namespace the host runs in, where this machine can make them.
+  testHost?: TestHost;
+  // While this file exists the host's new workers crash at boot: a bad release.
+  badRelease: string;
+  server: ServerProcess;
+}
+
+describe('lesson 8: several hosts behind nginx', function () {
+  let balancer: Balancer;
+  let hosts: Host[] = [];
+  let testHosts: TestHost[] = [];
+  let nginx: Nginx | undefined;
+  let nginxUrl = '';
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'course-lesson-8-'));
+
+  before(async function () {
+    if (!findNginx()) throw new VerdictError(INSTALL_NGINX);
+    balancer = await importBalancer();
+    const why = whyNoTestHosts();
+    if (why) note(`hosts are ports of 127.0.0.1 (${why}): a host that drops off the network cannot be shown`);
+    testHosts = why ? [] : makeTestHosts(HOSTS);
+    const slots = await Promise.all(
+      Array.from({ length: HOSTS }, async (_, i) => {
+        const testHost = testHosts[i];
+        return { name: `host ${i + 1}`, address: testHost?.address ?? '127.0.0.1', port: testHost ? HOST_PORT : await findFreePort(), testHost, badRelease: path.join(scratch, `bad-release-${i + 1}`) };
+      }),
+    );
+    hosts = await Promise.all(slots.map(async (slot) => ({ ...slot, server: await startHost(slot) })));
+    note(`hosts: ${hosts.map((host) => `${host.address}:${host.port}${host.testHost ? ` (namespace ${host.testHost.namespace})` : ''}`).join(', ')}`);
+    const port = await findFreePort();
+    const config = await callLearner('nginxConfig(listen, hosts)', () => balancer.nginxConfig({ host: '127.0.0.1', port }, hosts.map(({ address, port }) => ({ host: address, port }))));
+    if (typeof config !== 'string') throw new VerdictError(`nginxConfig() returned ${typeof config}, expected the config as a string`);
+    nginx = await startNginx(config, port).catch((error: Error) => {
+      throw new VerdictError(`${error.message} (task 1)`);
+    });
+    nginxUrl = `http://127.0.0.1:${port}`;
+  });
+
+  after(async function () {
+    await Promise.all(hosts.map((host) => host.server.stop()));
+    await nginx?.stop();
+    removeTestHosts(testHosts);
+    fs.rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('spreads requests through nginx over every host', async function () {
+    const answeredBy = new Map<number, number>();
+    for (let i = 0; i < SPREAD_REQUESTS; i++) {
+      const answer = await send('GET', `${nginxUrl}/light`);
+      const pid = pidOf(answer);
+      if (pid === undefined) throw new VerdictError(`GET /light through nginx answered ${answer.status} ${answer.body.slice(0, 200)}: proxy_pass every request to the upstream of your hosts (task 1)`);
+      answeredBy.set(pid, (answeredBy.get(pid) ?? 0) + 1);
+    }
+    const shares = hosts.map((host) => {
+      const workers = host.server.workerPids();
+      return { host, count: workers.reduce((sum, pid) => sum + (answeredBy.get(pid) ?? 0), 0) };
+    });
+    note(`${SPREAD_REQUESTS} GET /light through nginx: ${shares.map(({ host, count }) => `${host.name} ${count}`).join(', ')}`);
+    const strangers = [...answeredBy.keys()].filter((pid) => !hosts.some((host) => host.server.workerPids().includes(pid)));
+    assert(strangers.length === 0, `pids ${strangers.join(', ')} answered, which are no worker of the hosts`);
+    const missed = shares.filter(({ count }) => count === 0).map(({ host }) => `${host.name} (${host.address}:${host.port})`);
+    assert(missed.length === 0, `no request reached ${missed.join(', ')}: put a server line for every host in the upstream (task 1)`);
+  });
+
+  it('reuses its connections to the hosts', async function () {
+    const before = countConnections(hosts);
+    const load = await runLoad({ url: `${nginxUrl}/light`, requests: REUSE_REQUESTS, concurrency: REUSE_CONCURRENCY, keepAlive: true });
+    await sleep(200);
+    const opened = countConnections(hosts) - before;
+    note(`${load.requests} GET /light, ${REUSE_CONCURRENCY} at a time: the hosts accepted ${opened} new connections`);
+    const config = fs.readFileSync(path.join(nginx!.dir, 'nginx.conf'), 'utf8');
+    const why = !/^\s*keepalive\s+\d+/m.test(config)
+      ? 'add keepalive to the upstream, so that nginx keeps idle connections to the hosts open'
+      : 'nginx speaks HTTP/1.0 to upstreams and asks to close each connection: set proxy_http_version 1.1 and proxy_set_header Connection ""';
+    target(
+      `new connections per request: ${(opened / load.requests).toFixed(2)} ≤ ${MAX_NEW_CONNECTIONS_SHARE}`,
+      load.errors === 0 && opened <= MAX_NEW_CONNECTIONS_SHARE * load.requests,
+      load.errors > 0 ? `${load.errors} of ${load.requests} requests failed (${JSON.stringify(load.errorCodes)})` : `each request opened a new connection to its host: ${why} (task 2)`,
+    );
+  });
+
+  it("keeps the hosts' idle connections open longer than nginx does", function () {
+    const upstreamTimeout = readDuration(upstreamBlock(readConfig(nginx!)), 'keepalive_timeout') ?? NGINX_DEFAULT_KEEPALIVE_TIMEOUT_MS;
+    const keepAlive = balancer.HOST_KEEP_ALIVE_TIMEOUT_MS;
+    note(`nginx closes an idle upstream connection after ${formatSeconds(upstreamTimeout)}; the hosts after ${formatSeconds(keepAlive)}`);
+    target(
+      `host keepAliveTimeout ${formatSeconds(keepAlive)} > nginx keepalive_timeout ${formatSeconds(upstreamTimeout)}`,
+      keepAlive > upstreamTimeout,
+      `a host closes idle connections before nginx does, so nginx can send a request on a connection the host is closing, and its client gets a 502: set HOST_KEEP_ALIVE_TIMEOUT_MS above the upstream's keepalive_timeout (task 5)`,
+    );
+  });
+
+  it('loses no GET when a host dies under load', async function () {
+    const victim = hosts[HOSTS - 1];
+    const killedPids = victim.server.groupPids();
+    const failures: string[] = [];
+    const load = runLoad({
+      url: `${nginxUrl}/light`,
+      requests: STEADY_LOAD.rps * KILL_LOAD_SECONDS,
+      rps: STEADY_LOAD.rps,
+      concurrency: STEADY_LOAD.concurrency,
+      timeoutMs: STEADY_LOAD.timeoutMs,
+      maxSeconds: KILL_LOAD_SECONDS + STEADY_LOAD.timeoutMs / 1000,
+      onOutcome: (error, body) => (error ? failures.push(`${error}${body ? ` ${body.slice(0, 80)}` : ''}`) : undefined),
+    });
+    await sleep(KILL_AFTER_MS);
+    victim.server.exitExpected = true;
+    victim.server.signalAll('SIGKILL');
+    const summary = await load;
+    note(`${victim.name} (pids ${killedPids.join(', ')}) killed with SIGKILL ${formatSeconds(KILL_AFTER_MS)} into a ${KILL_LOAD_SECONDS} s GET load: ${summary.requests} requests, ${summary.errors} failed`);
+    victim.server = await startHost(victim);
+    assert(
+      summary.errors === 0,
+      `${summary.errors} GET failed when ${victim.name} died (${describeFailures(failures)}): pass a request that failed on one host to the next, with proxy_next_upstream error (task 3)`,
+    );
+  });
+
+  it('answers GETs within its read timeout when a host freezes', async function () {
+    const readTimeout = readDuration(locationOf(readConfig(nginx!)), 'proxy_read_timeout') ?? NGINX_DEFAULT_READ_TIMEOUT_MS;
+    const frozen = hosts[1];
+    const failures: string[] = [];
+    const logged = nginx!.accessLog().length;
+    let worstMs = 0;
+    frozen.server.signalAll('SIGSTOP');
+    try {
+      const summary = await runLoad({
+        url: `${nginxUrl}/light`,
+        requests: STEADY_LOAD.rps * FREEZE_LOAD_SECONDS,
+        rps: STEADY_LOAD.rps,
+        concurrency: STEADY_LOAD.concurrency,
+        timeoutMs: STEADY_LOAD.timeoutMs,
+        maxSeconds: FREEZE_LOAD_SECONDS + STEADY_LOAD.timeoutMs / 1000,
+        onOutcome: (error, body, ms) => {
+          worstMs = Math.max(worstMs, ms ?? STEADY_LOAD.timeoutMs);
+          if (error) failures.push(`${error}${body ? ` ${body.slice(0, 80)}` : ''}`);
+        },
+      });
+      const passedOn = nginx!.accessLog().slice(logged).filter((passage) => passage.upstreams.length > 1).length;
+      note(`${frozen.name} frozen (SIGSTOP) under a ${FREEZE_LOAD_SECONDS} s GET load: ${summary.requests} requests, ${summary.errors} failed, ${passedOn} passed on to another host; the slowest took ${formatSeconds(worstMs)}`);
+      const timeoutLine = `your proxy_read_timeout is ${formatSeconds(readTimeout)}${readTimeout === NGINX_DEFAULT_READ_TIMEOUT_MS ? " (nginx's default)" : ''}`;
+      assert(
+        summary.errors === 0,
+        `${summary.errors} GET failed while ${frozen.name} was frozen (${describeFailures(failures)}): ${timeoutLine}. A host that takes connections but never answers holds each request that long; set proxy_read_timeout (and proxy_connect_timeout) to a few seconds, and pass a request that timed out to the next host (tasks 3 and 4)`,
+      );
+      target(
+        `slowest GET ${formatSeconds(worstMs)} ≤ proxy_read_timeout ${formatSeconds(readTimeout)} + ${formatSeconds(FREEZE_SLACK_MS)}`,
+        worstMs <= readTimeout + FREEZE_SLACK_MS,
+        `a GET waited ${formatSeconds(worstMs)} for a frozen host: ${timeoutLine}, and nothing else should hold a request that long (task 4)`,
+      );
+    } finally {
+      frozen.server.signalAll('SIGCONT');
+    }
+  });
+
+  it('never sends a POST twice', async function () {
+    // Another host than the one frozen before, which nginx may still be leaving out.
+    const frozen = hosts[0];
+    frozen.server.signalAll('SIGSTOP');
+    try {
+      const post = await postToFrozen(frozen);
+      if (!post) throw new VerdictError(`none of ${POST_TRIES} POST through nginx was passed to ${frozen.name} first: is it in the upstream (task 1)?`);
+      note(`a POST to frozen ${frozen.name}: passed to ${post.upstreams.join(', ')}, answered ${post.status} after ${formatSeconds(post.seconds * 1000)}`);
+      assert(
+        post.upstreams.length === 1,
+        `a POST that reached frozen ${frozen.name} was sent again to ${post.upstreams.slice(1).join(', ')}, though the first host may have acted on it already: nginx never passes on a request with a non-idempotent method once it was sent, unless proxy_next_upstream says non_idempotent. Take that out (task 3)`,
+      );
+    } finally {
+      frozen.server.signalAll('SIGCONT');
+    }
+  });
+
+  it('deploys host by host under load, losing no request and replacing every worker', async function () {
+    await waitForEveryHost();
+    const workersBefore = new Map(hosts.map((host) => [host, host.server.workerPids()]));
+    const reloads: { host: Host; startedMs: number; endedMs?: number; error?: string }[] = [];
+    const started = performance.now();
+    const failures: string[] = [];
+    const load = runLoad({
+      url: `${nginxUrl}/light`,
+      requests: STEADY_LOAD.rps * DEPLOY_LOAD_SECONDS,
+      rps: STEADY_LOAD.rps,
+      concurrency: STEADY_LOAD.concurrency,
+      timeoutMs: STEADY_LOAD.timeoutMs,
+      maxSeconds: DEPLOY_LOAD_SECONDS + STEADY_LOAD.timeoutMs / 1000,
+      onOutcome: (error, body) => (error ? failures.push(`${error}${body ? ` ${body.slice(0, 80)}` : ''}`) : undefined),
+    });
+    await sleep(500);
+    const deploy = await runDeploy(hosts, reloads, started);
+    const summary = await load;
+    for (const reload of reloads) {
+      note(`${reload.host.name}: reload from ${formatSeconds(reload.startedMs)} to ${reload.endedMs === undefined ? 'never done' : formatSeconds(reload.endedMs)}${reload.error ? ` (${reload.error})` : ''}`);
+    }
+    note(`the GET load meanwhile: ${summary.requests} requests, ${summary.errors} failed`);
+    if (deploy.error) throw new VerdictError(`rollingDeploy(hosts) failed: ${deploy.error}`);
+    if (!deploy.done) throw new VerdictError(`rollingDeploy(hosts) had not finished after ${DEPLOY_TIMEOUT_MS / 1000} s: await each host's reload() (task 6)`);
+    const untouched = hosts.filter((host) => !reloads.some((reload) => reload.host === host));
+    assert(reloads.length > 0, 'rollingDeploy(hosts) reloaded no host: call reload() on each host, one at a time (task 6)');
+    assert(untouched.length === 0, `rollingDeploy(hosts) never reloaded ${untouched.map((host) => host.name).join(', ')}: reload every host (task 6)`);
+    const overlapping = findOverlap(reloads);
+    assert(
+      !overlapping,
+      `${overlapping?.[0]} and ${overlapping?.[1]} were reloading at the same time: await one host's reload() before you start the next, so a bad release reaches one host, not all of them (task 6)`,
+    );
+    assert(summary.errors === 0, `${summary.errors} requests failed during the deploy (${describeFailures(failures)})`);
+    const kept = hosts.flatMap((host) => host.server.workerPids().filter((pid) => workersBefore.get(host)!.includes(pid)));
+    assert(kept.length === 0, `workers ${kept.join(', ')} still run the old release after the deploy`);
+  });
+
+  it("stops the deploy at the first host whose new release crashes", async function () {
+    await waitForEveryHost();
+    fs.writeFileSync(hosts[0].badRelease, '');
+    const reloads: { host: Host; startedMs: number; endedMs?: number; error?: string }[] = [];
+    try {
+      const deploy = await runDeploy(hosts, reloads, performance.now());
+      note(`with a release that crashes on ${hosts[0].name}: ${reloads.map((reload) => `${reload.host.name} ${reload.error ? 'failed' : reload.endedMs === undefined ? 'unfinished' : 'reloaded'}`).join(', ')}; rollingDeploy ${deploy.error ? `rejected: ${deploy.error}` : deploy.done ? 'resolved' : 'never settled'}`);
+      const beyond = reloads.filter((reload) => reload.host !== hosts[0]).map((reload) => reload.host.name);
+      assert(
+        beyond.length === 0,
+        `after ${hosts[0].name}'s reload failed, rollingDeploy went on to ${beyond.join(', ')}: stop at the first failure, so the other hosts keep the release that works (task 6)`,
+      );
+      assert(deploy.error !== undefined, `rollingDeploy(hosts) ${deploy.done ? 'resolved' : 'never settled'} though ${hosts[0].name}'s reload failed: let the failure reject it, so whoever deploys learns of it (task 6)`);
+    } finally {
+      fs.rmSync(hosts[0].badRelease, { force: true });
+    }
+  });
+
+  it('leaves no host, namespace, nginx or worker behind', async function () {
+    const groups = [...hosts.map((host) => host.server.pid), nginx!.pid];
+    const killed = (await Promise.all(hosts.map((host) => host.server.stop()))).flat();
+    await nginx!.stop();
+    removeTestHosts(testHosts);
+    const alive = groups.filter((pid) => isGroupAlive(pid));
+    assert(alive.length === 0, `process groups ${alive.join(', ')} still run`);
+    assert(listOurs().length === 0, `left behind: ${listOurs().join(', ')}`);
+    note(`stopped ${hosts.length} hosts${killed.length > 0 ? ` (pids ${killed.join(', ')} needed SIGKILL)` : ''} and nginx; ${testHosts.length} namespaces removed`);
+  });
+
+  // Every host of this lesson, started the same way: lesson 5's cluster with one worker,
+  // the timeouts of balancer.ts, and the line per accepted connection.
+  async function startHost(slot: Omit<Host, 'server'>): Promise<ServerProcess> {
+    if (slot.testHost) assertTestHost(slot.address);
+    return startServer({
+      file: HOST_SERVER,
+      host: slot.address,
+      port: slot.port,
+      runUnder: slot.testHost ? inHost(slot.testHost, []) : undefined,
+      imports: [HOST_PRELOAD],
+      env: {
+        WORKERS: '1',
+        HEAVY_ROUNDS: String(heavyRounds()),
+        HOST_KEEP_ALIVE_TIMEOUT_MS: String(balancer.HOST_KEEP_ALIVE_TIMEOUT_MS),
+        CRASH_AT_BOOT_FILE: slot.badRelease,
+      },
+    });
+  }
+
+  // Until every host answers directly, and nginx has them all back (its fail_timeout).
+  async function waitForEveryHost(): Promise<void> {
+    for (const host of hosts) {
+      if (host.testHost) assertTestHost(host.address);
+      await send('GET', `http://${host.address}:${host.port}/light`);
+    }
+  }
+
+  // A POST at a time through nginx until one reaches the frozen host: its access-log line.
+  async function postToFrozen(frozen: Host): Promise<Passage | undefined> {
+    const target = `${frozen.address}:${frozen.port}`;
+    for (let i = 0; i < POST_TRIES; i++) {
+      const uri = `/light?post=${i}`;
+      await send('POST', `${nginxUrl}${uri}`).catch(() => undefined);
+      const passage = nginx!.accessLog().find((line) => line.method === 'POST' && line.uri === uri);
+      if (passage?.upstreams[0] === target) return passage;
+    }
+    return undefined;
+  }
+});
+
+// Runs the learner's rollingDeploy() with hosts whose reload() records when it ran.
+async function runDeploy(hosts: Host[], reloads: { host: Host; startedMs: number; endedMs?: number; error?: string }[], since: number): Promise<{ done: boolean; error?: string }> {
+  const deployHosts = hosts.map((host) => ({
+    name: host.name,
+    reload: async () => {
+      const reload: (typeof reloads)[number] = { host, startedMs: performance.now() - since };
+      reloads.push(reload);
+      try {
+        await reloadHost(host);
+        reload.endedMs = performance.now() - since;
+      } catch (error) {
+        reload.error = (error as Error).message;
+        throw error;
+      }
+    },
+  }));
+  const deploy = (async () => balancerModule!.rollingDeploy(deployHosts))().then(
+    () => ({ done: true }),
+    (error: Error) => ({ done: false, error: error?.message ?? String(error) }),
+  );
+  return Promise.race([deploy, sleep(DEPLOY_TIMEOUT_MS, { done: false })]);
+}
+
+// SIGHUP to the host's primary; resolves on its "reload done" line, rejects on "reload stopped".
+async function reloadHost(host: Host): Promise<void> {
+  const stdoutFrom = host.server.stdout.length;
+  const stderrFrom = host.server.stderr.length;
+  host.server.signal('SIGHUP');
+  const deadline = performance.now() + RELOAD_TIMEOUT_MS;
+  while (performance.now() < deadline) {
+    const out = host.server.stdout.slice(stdoutFrom) + host.server.stderr.slice(stderrFrom);
+    if (/reload done/.test(out)) return;
+    const stopped = out.match(/reload stopped[^\n]*/);
+    if (stopped) throw new Error(`${host.name}: ${stopped[0]}`);
+    await sleep(50);
+  }
+  throw new Error(`${host.name}: no "reload done" within ${RELOAD_TIMEOUT_MS / 1000} s`);
+}
+
+let balancerModule: Balancer | undefined;
+
+async function importBalancer(): Promise<Balancer> {
+  const file = targetFile();
+  const module = await callLearner<Partial<Balancer>>(`importing ${relativeToRepo(file)}`, () => import(file));
+  if (typeof module.nginxConfig !== 'function') throw new VerdictError(`${relativeToRepo(file)} exports no function nginxConfig(): keep the starter's export`);
+  if (typeof module.rollingDeploy !== 'function') throw new VerdictError(`${relativeToRepo(file)} exports no function rollingDeploy(): keep the starter's export`);
+  const keepAlive = module.HOST_KEEP_ALIVE_TIMEOUT_MS;
+  if (!Number.isInteger(keepAlive) || keepAlive! <= 0) throw new VerdictError(`HOST_KEEP_ALIVE_TIMEOUT_MS is ${String(keepAlive)}: export it as a whole number of ms`);
+  balancerModule = module as Balancer;
+  return balancerModule;
+}
+
+async function callLearner<T>(call: string, run: () => T | Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    throw new VerdictError(`${call} threw: ${(error as Error)?.message ?? String(error)}`);
+  }
+}
+
+function countConnections(hosts: Host[]): number {
+  return hosts.reduce((sum, host) => sum + host.server.stdout.split(CONNECTION_LINE).length - 1, 0);
+}
+
+function readConfig(nginx: Nginx): string {
+  return fs.readFileSync(path.join(nginx.dir, 'nginx.conf'), 'utf8').replace(/#.*$/gm, '');
+}
+
+function upstreamBlock(config: string): string {
+  return config.match(/upstream\s+\S+\s*\{[^}]*\}/)?.[0] ?? '';
+}
+
+function locationOf(config: string): string {
+  return config.replace(/upstream\s+\S+\s*\{[^}]*\}/g, '');
+}
+
+// A duration directive's value in ms (nginx reads a bare number as seconds), or undefined.
+function readDuration(text: string, directive: string): number | undefined {
+  const match = text.match(new RegExp(`(?:^|[\\s;{])${directive}\\s+(\\d+)(ms|s|m)?\\s*;`));
+  if (!match) return undefined;
+  const unit = { ms: 1, s: 1_000, m: 60_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm'];
+  return Number(match[1]) * unit;
+}
+
+function findOverlap(reloads: { host: Host; startedMs: number; endedMs?: number }[]): [string, string] | undefined {
+  for (const a of reloads) {
+    for (const b of reloads) {
+      if (a === b || b.startedMs < a.startedMs) continue;
+      if (b.startedMs < (a.endedMs ?? Infinity)) return [a.host.name, b.host.name];
+    }
+  }
+  return undefined;
+}
+
+function formatSeconds(ms: number): string {
+  return ms < 1_000 ? formatMs(ms) : `${Number((ms / 1000).toFixed(2))} s`;
+}
+
+function describeFailures(failures: string[]): string {
+  const counts = new Map<string, number>();
+  for (const failure of failures) counts.set(failure, (counts.get(failure) ?? 0) + 1);
+  return [...counts].slice(0, 3).map(([what, count]) => `${count} × ${what}`).join('; ') || 'no detail';
+}
+
+interface Answer {
+  status: number;
+  body: string;
+  json: unknown;
+  ms: number;
+}
+
+function send(method: string, url: string, timeoutMs = STEADY_LOAD.timeoutMs): Promise<Answer> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, { method, agent: false }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('error', reject);
+      response.on('end', () => {
+        let json: unknown;
+        try {
+          json = JSON.parse(body);
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: response.statusCode ?? 0, body, json, ms: performance.now() - started });
+      });
+    });
+    request.setTimeout(timeoutMs, () => request.destroy(new Error(`${method} ${new URL(url).pathname}: no answer within ${timeoutMs} ms`)));
+    request.on('error', reject);
+    request.end();
+  });
+}
