@@ -15,29 +15,24 @@
 // A failure names the task of the lesson's README (and the starter's TODO) it points to.
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assert } from 'chai';
-import { heavyRounds } from '../../scripts/lib/calibrate.ts';
-import { referenceFile, targetFile } from '../../scripts/lib/checks.ts';
+import { targetFile } from '../../scripts/lib/checks.ts';
 import { VerdictError } from '../../scripts/lib/errors.ts';
-import { CONNECTION_LINE } from '../../scripts/lib/host-preload.ts';
+import { countConnections, describeHosts, startHost, startHostPool, type Host, type HostPool } from '../../scripts/lib/host-pool.ts';
 import { pidOf } from '../../scripts/lib/http.ts';
 import { runLoad } from '../../scripts/lib/load.ts';
 import { findNginx, INSTALL_NGINX, startNginx, type Nginx, type Passage } from '../../scripts/lib/nginx.ts';
 import { relativeToRepo } from '../../scripts/lib/paths.ts';
 import { findFreePort } from '../../scripts/lib/ports.ts';
 import { formatMs, note, target } from '../../scripts/lib/report.ts';
-import { isGroupAlive, startServer, type ServerProcess } from '../../scripts/lib/server-process.ts';
-import { assertTestHost, inHost, listOurs, makeTestHosts, removeTestHosts, whyNoTestHosts, type TestHost } from '../../scripts/lib/test-hosts.ts';
+import { isGroupAlive } from '../../scripts/lib/server-process.ts';
+import { assertTestHost, listOurs } from '../../scripts/lib/test-hosts.ts';
 
 type Balancer = typeof import('./balancer.ts');
 
 const HOSTS = 3;
-const HOST_PORT = 3000;
-const HOST_SERVER = referenceFile('05-graceful-reload');
-const HOST_PRELOAD = new URL('../../scripts/lib/host-preload.ts', import.meta.url).href;
 const SPREAD_REQUESTS = 30;
 const REUSE_REQUESTS = 200;
 const REUSE_CONCURRENCY = 4;
@@ -58,39 +53,20 @@ const DEPLOY_LOAD_SECONDS = 12;
 const DEPLOY_TIMEOUT_MS = 30_000;
 const RELOAD_TIMEOUT_MS = 15_000;
 
-interface Host {
-  name: string;
-  address: string;
-  port: number;
-  // The namespace the host runs in, where this machine can make them.
-  testHost?: TestHost;
-  // While this file exists the host's new workers crash at boot: a bad release.
-  badRelease: string;
-  server: ServerProcess;
-}
-
 describe('lesson 8: several hosts behind nginx', function () {
   let balancer: Balancer;
+  let pool: HostPool | undefined;
   let hosts: Host[] = [];
-  let testHosts: TestHost[] = [];
   let nginx: Nginx | undefined;
   let nginxUrl = '';
-  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'course-lesson-8-'));
 
   before(async function () {
     if (!findNginx()) throw new VerdictError(INSTALL_NGINX);
     balancer = await importBalancer();
-    const why = whyNoTestHosts();
-    if (why) note(`hosts are ports of 127.0.0.1 (${why}): a host that drops off the network cannot be shown`);
-    testHosts = why ? [] : makeTestHosts(HOSTS);
-    const slots = await Promise.all(
-      Array.from({ length: HOSTS }, async (_, i) => {
-        const testHost = testHosts[i];
-        return { name: `host ${i + 1}`, address: testHost?.address ?? '127.0.0.1', port: testHost ? HOST_PORT : await findFreePort(), testHost, badRelease: path.join(scratch, `bad-release-${i + 1}`) };
-      }),
-    );
-    hosts = await Promise.all(slots.map(async (slot) => ({ ...slot, server: await startHost(slot) })));
-    note(`hosts: ${hosts.map((host) => `${host.address}:${host.port}${host.testHost ? ` (namespace ${host.testHost.namespace})` : ''}`).join(', ')}`);
+    pool = await startHostPool(HOSTS, balancer.HOST_KEEP_ALIVE_TIMEOUT_MS);
+    hosts = pool.hosts;
+    if (pool.loopbackBecause) note(`hosts are ports of 127.0.0.1 (${pool.loopbackBecause}): a host that drops off the network cannot be shown`);
+    note(`hosts: ${describeHosts(pool)}`);
     const port = await findFreePort();
     const config = await callLearner('nginxConfig(listen, hosts)', () => balancer.nginxConfig({ host: '127.0.0.1', port }, hosts.map(({ address, port }) => ({ host: address, port }))));
     if (typeof config !== 'string') throw new VerdictError(`nginxConfig() returned ${typeof config}, expected the config as a string`);
@@ -101,10 +77,8 @@ describe('lesson 8: several hosts behind nginx', function () {
   });
 
   after(async function () {
-    await Promise.all(hosts.map((host) => host.server.stop()));
+    await pool?.stop();
     await nginx?.stop();
-    removeTestHosts(testHosts);
-    fs.rmSync(scratch, { recursive: true, force: true });
   });
 
   it('spreads requests through nginx over every host', async function () {
@@ -290,33 +264,14 @@ describe('lesson 8: several hosts behind nginx', function () {
 
   it('leaves no host, namespace, nginx or worker behind', async function () {
     const groups = [...hosts.map((host) => host.server.pid), nginx!.pid];
-    const killed = (await Promise.all(hosts.map((host) => host.server.stop()))).flat();
+    const killed = await pool!.stop();
     await nginx!.stop();
-    removeTestHosts(testHosts);
     const alive = groups.filter((pid) => isGroupAlive(pid));
     assert(alive.length === 0, `process groups ${alive.join(', ')} still run`);
     assert(listOurs().length === 0, `left behind: ${listOurs().join(', ')}`);
-    note(`stopped ${hosts.length} hosts${killed.length > 0 ? ` (pids ${killed.join(', ')} needed SIGKILL)` : ''} and nginx; ${testHosts.length} namespaces removed`);
+    const namespaces = hosts.filter((host) => host.testHost).length;
+    note(`stopped ${hosts.length} hosts${killed.length > 0 ? ` (pids ${killed.join(', ')} needed SIGKILL)` : ''} and nginx; ${namespaces} namespaces removed`);
   });
-
-  // Every host of this lesson, started the same way: lesson 5's cluster with one worker,
-  // the timeouts of balancer.ts, and the line per accepted connection.
-  async function startHost(slot: Omit<Host, 'server'>): Promise<ServerProcess> {
-    if (slot.testHost) assertTestHost(slot.address);
-    return startServer({
-      file: HOST_SERVER,
-      host: slot.address,
-      port: slot.port,
-      runUnder: slot.testHost ? inHost(slot.testHost, []) : undefined,
-      imports: [HOST_PRELOAD],
-      env: {
-        WORKERS: '1',
-        HEAVY_ROUNDS: String(heavyRounds()),
-        HOST_KEEP_ALIVE_TIMEOUT_MS: String(balancer.HOST_KEEP_ALIVE_TIMEOUT_MS),
-        CRASH_AT_BOOT_FILE: slot.badRelease,
-      },
-    });
-  }
 
   // Until every host answers directly, and nginx has them all back (its fail_timeout).
   async function waitForEveryHost(): Promise<void> {
@@ -397,10 +352,6 @@ async function callLearner<T>(call: string, run: () => T | Promise<T>): Promise<
   } catch (error) {
     throw new VerdictError(`${call} threw: ${(error as Error)?.message ?? String(error)}`);
   }
-}
-
-function countConnections(hosts: Host[]): number {
-  return hosts.reduce((sum, host) => sum + host.server.stdout.split(CONNECTION_LINE).length - 1, 0);
 }
 
 function readConfig(nginx: Nginx): string {
