@@ -45,10 +45,18 @@ const NGINX_DEFAULT_READ_TIMEOUT_MS = 60_000;
 const STEADY_LOAD = { rps: 60, concurrency: 20, timeoutMs: 10_000 };
 const KILL_LOAD_SECONDS = 4;
 const KILL_AFTER_MS = 1_000;
-const FREEZE_LOAD_SECONDS = 4;
+// The freeze's load runs this long past the read timeout, so that what nginx does after
+// its first timeout shows (FREEZE_LOAD_SECONDS in all, at least).
+// A read timeout longer than the clients' 10 s fails anyway, so 14 s is enough.
+const FREEZE_LOAD_SECONDS = 8;
+const FREEZE_LOAD_AFTER_TIMEOUT_S = 4;
+const MAX_FREEZE_LOAD_SECONDS = 14;
 // Beyond the configured read timeout, the retry on the next host and a busy machine.
 const FREEZE_SLACK_MS = 2_000;
 const POST_TRIES = 4;
+// After a frozen host's first timeout, allow for requests nginx had already picked it for.
+const HEALTH_SLACK_MS = 1_000;
+const MAX_LATE_TO_FROZEN = 2;
 const DEPLOY_LOAD_SECONDS = 12;
 const DEPLOY_TIMEOUT_MS = 30_000;
 const RELOAD_TIMEOUT_MS = 15_000;
@@ -71,7 +79,7 @@ describe('lesson 8: several hosts behind nginx', function () {
     const config = await callLearner('nginxConfig(listen, hosts)', () => balancer.nginxConfig({ host: '127.0.0.1', port }, hosts.map(({ address, port }) => ({ host: address, port }))));
     if (typeof config !== 'string') throw new VerdictError(`nginxConfig() returned ${typeof config}, expected the config as a string`);
     nginx = await startNginx(config, port).catch((error: Error) => {
-      throw new VerdictError(`${error.message} (task 1)`);
+      throw new VerdictError(`${error.message}: nginx names the line it stopped at`);
     });
     nginxUrl = `http://127.0.0.1:${port}`;
   });
@@ -156,6 +164,7 @@ describe('lesson 8: several hosts behind nginx', function () {
   it('answers GETs within its read timeout when a host freezes', async function () {
     const readTimeout = readDuration(locationOf(readConfig(nginx!)), 'proxy_read_timeout') ?? NGINX_DEFAULT_READ_TIMEOUT_MS;
     const frozen = hosts[1];
+    const seconds = Math.min(MAX_FREEZE_LOAD_SECONDS, Math.max(FREEZE_LOAD_SECONDS, Math.ceil(readTimeout / 1000) + FREEZE_LOAD_AFTER_TIMEOUT_S));
     const failures: string[] = [];
     const logged = nginx!.accessLog().length;
     let worstMs = 0;
@@ -163,18 +172,18 @@ describe('lesson 8: several hosts behind nginx', function () {
     try {
       const summary = await runLoad({
         url: `${nginxUrl}/light`,
-        requests: STEADY_LOAD.rps * FREEZE_LOAD_SECONDS,
+        requests: STEADY_LOAD.rps * seconds,
         rps: STEADY_LOAD.rps,
         concurrency: STEADY_LOAD.concurrency,
         timeoutMs: STEADY_LOAD.timeoutMs,
-        maxSeconds: FREEZE_LOAD_SECONDS + STEADY_LOAD.timeoutMs / 1000,
+        maxSeconds: seconds + STEADY_LOAD.timeoutMs / 1000,
         onOutcome: (error, body, ms) => {
           worstMs = Math.max(worstMs, ms ?? STEADY_LOAD.timeoutMs);
           if (error) failures.push(`${error}${body ? ` ${body.slice(0, 80)}` : ''}`);
         },
       });
       const passedOn = nginx!.accessLog().slice(logged).filter((passage) => passage.upstreams.length > 1).length;
-      note(`${frozen.name} frozen (SIGSTOP) under a ${FREEZE_LOAD_SECONDS} s GET load: ${summary.requests} requests, ${summary.errors} failed, ${passedOn} passed on to another host; the slowest took ${formatSeconds(worstMs)}`);
+      note(`${frozen.name} frozen (SIGSTOP) under a ${seconds} s GET load: ${summary.requests} requests, ${summary.errors} failed, ${passedOn} passed on to another host; the slowest took ${formatSeconds(worstMs)}`);
       const timeoutLine = `your proxy_read_timeout is ${formatSeconds(readTimeout)}${readTimeout === NGINX_DEFAULT_READ_TIMEOUT_MS ? " (nginx's default)" : ''}`;
       assert(
         summary.errors === 0,
@@ -184,6 +193,17 @@ describe('lesson 8: several hosts behind nginx', function () {
         `slowest GET ${formatSeconds(worstMs)} ≤ proxy_read_timeout ${formatSeconds(readTimeout)} + ${formatSeconds(FREEZE_SLACK_MS)}`,
         worstMs <= readTimeout + FREEZE_SLACK_MS,
         `a GET waited ${formatSeconds(worstMs)} for a frozen host: ${timeoutLine}, and nothing else should hold a request that long (task 4)`,
+      );
+      // The passive health check: once a request to the frozen host has timed out, nginx
+      // leaves the host out (max_fails within fail_timeout) and sends it nothing new.
+      const toFrozen = nginx!.accessLog().slice(logged).filter((passage) => passage.upstreams[0] === `${frozen.address}:${frozen.port}`);
+      const startedAt = (passage: Passage) => passage.endedAt - passage.seconds * 1000;
+      const firstTimeout = Math.min(...toFrozen.map((passage) => startedAt(passage) + readTimeout));
+      const late = toFrozen.filter((passage) => startedAt(passage) > firstTimeout + HEALTH_SLACK_MS);
+      note(`requests sent to ${frozen.name} more than ${formatSeconds(HEALTH_SLACK_MS)} after its first timeout: ${late.length}`);
+      assert(
+        late.length <= MAX_LATE_TO_FROZEN,
+        `nginx went on sending requests to frozen ${frozen.name} after its first timeout (${late.length} more), each waiting out the read timeout: leave max_fails and fail_timeout on, e.g. max_fails=1 fail_timeout=10s on every server line, so a host that fails is left out for a while (task 1)`,
       );
     } finally {
       frozen.server.signalAll('SIGCONT');

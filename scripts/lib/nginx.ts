@@ -30,6 +30,8 @@ export interface Passage {
   upstreams: string[];
   upstreamStatuses: string[];
   seconds: number;
+  // When nginx logged it, the request's end, in ms since the epoch.
+  endedAt: number;
 }
 
 export class Nginx {
@@ -56,8 +58,8 @@ export class Nginx {
       .split('\n')
       .filter((line) => line.trim())
       .map((line) => {
-        const [method, uri, status, upstreams, statuses, seconds] = line.split('|');
-        return { method, uri, status: Number(status), upstreams: splitList(upstreams), upstreamStatuses: splitList(statuses), seconds: Number(seconds) };
+        const [method, uri, status, upstreams, statuses, seconds, msec] = line.split('|');
+        return { method, uri, status: Number(status), upstreams: splitList(upstreams), upstreamStatuses: splitList(statuses), seconds: Number(seconds), endedAt: Number(msec) * 1000 };
       });
   }
 
@@ -116,7 +118,7 @@ pid ${inDir('nginx.pid')};
 error_log ${inDir('error.log')} warn;
 events { worker_connections 1024; }
 http {
-  log_format course '$request_method|$request_uri|$status|$upstream_addr|$upstream_status|$request_time';
+  log_format course '$request_method|$request_uri|$status|$upstream_addr|$upstream_status|$request_time|$msec';
   access_log ${inDir('access.log')} course;
   client_body_temp_path ${inDir('client_body')};
   proxy_temp_path ${inDir('proxy')};
