@@ -22,7 +22,7 @@ import { targetFile } from '../../scripts/lib/checks.ts';
 import { VerdictError } from '../../scripts/lib/errors.ts';
 import { countConnections, describeHosts, startHost, startHostPool, type Host, type HostPool } from '../../scripts/lib/host-pool.ts';
 import { pidOf } from '../../scripts/lib/http.ts';
-import { runLoad } from '../../scripts/lib/load.ts';
+import { runLoad, type LoadSummary } from '../../scripts/lib/load.ts';
 import { findNginx, INSTALL_NGINX, startNginx, type Nginx, type Passage } from '../../scripts/lib/nginx.ts';
 import { relativeToRepo } from '../../scripts/lib/paths.ts';
 import { findFreePort } from '../../scripts/lib/ports.ts';
@@ -139,20 +139,11 @@ describe('lesson 8: several hosts behind nginx', function () {
   it('loses no GET when a host dies under load', async function () {
     const victim = hosts[HOSTS - 1];
     const killedPids = victim.server.groupPids();
-    const failures: string[] = [];
-    const load = runLoad({
-      url: `${nginxUrl}/light`,
-      requests: STEADY_LOAD.rps * KILL_LOAD_SECONDS,
-      rps: STEADY_LOAD.rps,
-      concurrency: STEADY_LOAD.concurrency,
-      timeoutMs: STEADY_LOAD.timeoutMs,
-      maxSeconds: KILL_LOAD_SECONDS + STEADY_LOAD.timeoutMs / 1000,
-      onOutcome: (error, body) => (error ? failures.push(`${error}${body ? ` ${body.slice(0, 80)}` : ''}`) : undefined),
-    });
+    const load = steadyLoad(`${nginxUrl}/light`, KILL_LOAD_SECONDS);
     await sleep(KILL_AFTER_MS);
     victim.server.exitExpected = true;
     victim.server.signalAll('SIGKILL');
-    const summary = await load;
+    const { summary, failures } = await load;
     note(`${victim.name} (pids ${killedPids.join(', ')}) killed with SIGKILL ${formatSeconds(KILL_AFTER_MS)} into a ${KILL_LOAD_SECONDS} s GET load: ${summary.requests} requests, ${summary.errors} failed`);
     victim.server = await startHost(victim);
     assert(
@@ -165,23 +156,10 @@ describe('lesson 8: several hosts behind nginx', function () {
     const readTimeout = readDuration(locationOf(readConfig(nginx!)), 'proxy_read_timeout') ?? NGINX_DEFAULT_READ_TIMEOUT_MS;
     const frozen = hosts[1];
     const seconds = Math.min(MAX_FREEZE_LOAD_SECONDS, Math.max(FREEZE_LOAD_SECONDS, Math.ceil(readTimeout / 1000) + FREEZE_LOAD_AFTER_TIMEOUT_S));
-    const failures: string[] = [];
     const logged = nginx!.accessLog().length;
-    let worstMs = 0;
     frozen.server.signalAll('SIGSTOP');
     try {
-      const summary = await runLoad({
-        url: `${nginxUrl}/light`,
-        requests: STEADY_LOAD.rps * seconds,
-        rps: STEADY_LOAD.rps,
-        concurrency: STEADY_LOAD.concurrency,
-        timeoutMs: STEADY_LOAD.timeoutMs,
-        maxSeconds: seconds + STEADY_LOAD.timeoutMs / 1000,
-        onOutcome: (error, body, ms) => {
-          worstMs = Math.max(worstMs, ms ?? STEADY_LOAD.timeoutMs);
-          if (error) failures.push(`${error}${body ? ` ${body.slice(0, 80)}` : ''}`);
-        },
-      });
+      const { summary, failures, worstMs } = await steadyLoad(`${nginxUrl}/light`, seconds);
       const passedOn = nginx!.accessLog().slice(logged).filter((passage) => passage.upstreams.length > 1).length;
       note(`${frozen.name} frozen (SIGSTOP) under a ${seconds} s GET load: ${summary.requests} requests, ${summary.errors} failed, ${passedOn} passed on to another host; the slowest took ${formatSeconds(worstMs)}`);
       const timeoutLine = `your proxy_read_timeout is ${formatSeconds(readTimeout)}${readTimeout === NGINX_DEFAULT_READ_TIMEOUT_MS ? " (nginx's default)" : ''}`;
@@ -232,19 +210,10 @@ describe('lesson 8: several hosts behind nginx', function () {
     const workersBefore = new Map(hosts.map((host) => [host, host.server.workerPids()]));
     const reloads: { host: Host; startedMs: number; endedMs?: number; error?: string }[] = [];
     const started = performance.now();
-    const failures: string[] = [];
-    const load = runLoad({
-      url: `${nginxUrl}/light`,
-      requests: STEADY_LOAD.rps * DEPLOY_LOAD_SECONDS,
-      rps: STEADY_LOAD.rps,
-      concurrency: STEADY_LOAD.concurrency,
-      timeoutMs: STEADY_LOAD.timeoutMs,
-      maxSeconds: DEPLOY_LOAD_SECONDS + STEADY_LOAD.timeoutMs / 1000,
-      onOutcome: (error, body) => (error ? failures.push(`${error}${body ? ` ${body.slice(0, 80)}` : ''}`) : undefined),
-    });
+    const load = steadyLoad(`${nginxUrl}/light`, DEPLOY_LOAD_SECONDS);
     await sleep(500);
     const deploy = await runDeploy(hosts, reloads, started);
-    const summary = await load;
+    const { summary, failures } = await load;
     for (const reload of reloads) {
       note(`${reload.host.name}: reload from ${formatSeconds(reload.startedMs)} to ${reload.endedMs === undefined ? 'never done' : formatSeconds(reload.endedMs)}${reload.error ? ` (${reload.error})` : ''}`);
     }
@@ -402,6 +371,26 @@ function findOverlap(reloads: { host: Host; startedMs: number; endedMs?: number 
     }
   }
   return undefined;
+}
+
+// An open-loop GET load of STEADY_LOAD.rps for `seconds`: its summary, each failure as
+// loadtest reported it, and the slowest request (a client gives up at its timeout).
+async function steadyLoad(url: string, seconds: number): Promise<{ summary: LoadSummary; failures: string[]; worstMs: number }> {
+  const failures: string[] = [];
+  let worstMs = 0;
+  const summary = await runLoad({
+    url,
+    requests: STEADY_LOAD.rps * seconds,
+    rps: STEADY_LOAD.rps,
+    concurrency: STEADY_LOAD.concurrency,
+    timeoutMs: STEADY_LOAD.timeoutMs,
+    maxSeconds: seconds + STEADY_LOAD.timeoutMs / 1000,
+    onOutcome: (error, body, ms) => {
+      worstMs = Math.max(worstMs, ms ?? STEADY_LOAD.timeoutMs);
+      if (error) failures.push(`${error}${body ? ` ${body.slice(0, 80)}` : ''}`);
+    },
+  });
+  return { summary, failures, worstMs };
 }
 
 function formatSeconds(ms: number): string {
