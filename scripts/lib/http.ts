@@ -28,9 +28,10 @@ export function get(url: string, timeoutMs = REQUEST_TIMEOUT_MS, agent: http.Age
     request.setTimeout(timeoutMs, () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     request.on('error', (error: NodeJS.ErrnoException) => {
       const failure = new Error(`GET ${new URL(url).pathname}: ${describeError(error)}`);
-      // A reset often means the server is dying: give its exit and its last stderr a
-      // moment to reach the check, so that the verdict can show why (a crash, say).
-      if (error.code === 'ECONNRESET') setTimeout(() => reject(failure), RESET_GRACE_MS);
+      // A reset, or a refusal right after an answer, often means the server is dying:
+      // give its exit and its last stderr a moment to reach the check, so that the verdict
+      // can show why (a crash, say).
+      if (error.code === 'ECONNRESET' || error.code === 'ECONNREFUSED') setTimeout(() => reject(failure), RESET_GRACE_MS);
       else reject(failure);
     });
   });
