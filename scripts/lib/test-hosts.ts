@@ -34,6 +34,11 @@ export function whyNoTestHosts(): string | undefined {
   if (process.platform !== 'linux') return 'network namespaces are Linux only';
   if (process.getuid?.() !== 0) return 'making network namespaces needs root';
   if (ip(['netns', 'list']).status !== 0) return 'the ip command (iproute2) is missing: apt-get install iproute2';
+  // Root is not always enough (a container without the capability): try one.
+  const probe = `${PREFIX}-${process.pid}-probe`;
+  const made = ip(['netns', 'add', probe]);
+  ip(['netns', 'delete', probe]);
+  if (made.status !== 0) return `this machine cannot make a network namespace (${made.stderr.trim()})`;
   return undefined;
 }
 
