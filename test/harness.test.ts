@@ -2,8 +2,6 @@
 // - lesson names resolve in every accepted spelling, and an unknown one lists the lessons
 // - a server that ignores SIGTERM, workers included, is ended with SIGKILL and named
 // - a started server's whole process group is gone after stop()
-// - test hosts for lesson 8: clusters in network namespaces of their own behind an nginx
-//   the harness starts, every host answering through it, and nothing left afterwards
 // - ps's TIME column (CPU time where there is no /proc) reads as ms, hundredths included
 // - calibration never lands on a HEAVY_ROUNDS a wrong answer could hard-code
 // - npm run compare says what completed and a timeout-capped percentile mean, and that
@@ -22,11 +20,6 @@ import { REPO_ROOT } from '../scripts/lib/paths.ts';
 import { isGroupAlive, parseCpuTime, startServer } from '../scripts/lib/server-process.ts';
 import { referenceFile } from '../scripts/lib/checks.ts';
 import { collectPids } from '../scripts/lib/checks.ts';
-import { get, pidOf } from '../scripts/lib/http.ts';
-import { findNginx, INSTALL_NGINX, startNginx, type Nginx } from '../scripts/lib/nginx.ts';
-import { findFreePort } from '../scripts/lib/ports.ts';
-import { assertTestHost, inHost, listOurs, makeTestHosts, removeTestHosts, whyNoTestHosts, type TestHost } from '../scripts/lib/test-hosts.ts';
-import type { ServerProcess } from '../scripts/lib/server-process.ts';
 
 const IGNORES_SIGTERM = path.join(REPO_ROOT, 'test', 'fixtures', 'harness', 'ignores-sigterm.ts');
 const SHORT_GRACE_MS = 500;
@@ -80,59 +73,6 @@ describe('the harness', function () {
       const killed = await server.stop();
       assert(killed.length === 0, `pids ${killed.join(', ')} needed SIGKILL`);
       assert(!isGroupAlive(server.pid), `group ${server.pid} still has processes`);
-    });
-  });
-
-  describe('test hosts behind nginx (lesson 8)', function () {
-    const HOSTS = 2;
-    const REQUESTS = 20;
-    let hosts: TestHost[] = [];
-    let servers: ServerProcess[] = [];
-    let nginx: Nginx | undefined;
-
-    before(function () {
-      // CI installs nginx and iproute2 through the README's own line, so there a missing
-      // one fails; elsewhere the lesson-8 parts are skipped.
-      const missing = whyNoTestHosts() ?? (findNginx() ? undefined : INSTALL_NGINX);
-      if (missing && process.env.CI) assert.fail(missing);
-      if (missing) this.skip();
-    });
-
-    after(async function () {
-      await Promise.all(servers.map((server) => server.stop()));
-      await nginx?.stop();
-      removeTestHosts(hosts);
-    });
-
-    it('spreads requests through nginx over lesson-5 clusters in namespaces of their own, and leaves nothing behind', async function () {
-      hosts = makeTestHosts(HOSTS);
-      const port = 3000;
-      servers = await Promise.all(
-        hosts.map((host) =>
-          startServer({ file: referenceFile('05-graceful-reload'), host: host.address, port, runUnder: inHost(host, []), env: { WORKERS: '1' } }),
-        ),
-      );
-      for (const host of hosts) assertTestHost(host.address);
-      const nginxPort = await findFreePort();
-      nginx = await startNginx(
-        `upstream hosts {\n${hosts.map((host) => `  server ${host.address}:${port};\n`).join('')}}\nserver {\n  listen 127.0.0.1:${nginxPort};\n  location / { proxy_pass http://hosts; }\n}`,
-        nginxPort,
-      );
-      const pids = new Set<number>();
-      for (let i = 0; i < REQUESTS; i++) pids.add(pidOf(await get(`http://127.0.0.1:${nginxPort}/light`))!);
-      const workers = servers.flatMap((server) => server.workerPids());
-      assert([...pids].every((pid) => workers.includes(pid)), `answered by ${[...pids].join(', ')}, the hosts' workers are ${workers.join(', ')}`);
-      assert(pids.size === HOSTS, `${REQUESTS} requests through nginx reached ${pids.size} of ${HOSTS} hosts`);
-
-      const leftOver = [...servers, nginx].map((process) => process.pid);
-      const killed = (await Promise.all(servers.map((server) => server.stop()))).flat();
-      assert(killed.length === 0, `pids ${killed.join(', ')} needed SIGKILL`);
-      await nginx.stop();
-      removeTestHosts(hosts);
-      const alive = leftOver.filter((pid) => isGroupAlive(pid));
-      assert(alive.length === 0, `process groups ${alive.join(', ')} still run`);
-      assert(listOurs().length === 0, `left behind: ${listOurs().join(', ')}`);
-      assert(!fs.existsSync(nginx.dir), `nginx's folder ${nginx.dir} is still there`);
     });
   });
 

@@ -14,14 +14,13 @@
 // nginx's own access log tells which hosts each request was passed to.
 // A failure names the task of the lesson's README (and the starter's TODO) it points to.
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assert } from 'chai';
 import { targetFile } from '../../scripts/lib/checks.ts';
 import { VerdictError } from '../../scripts/lib/errors.ts';
 import { countConnections, describeHosts, startHost, startHostPool, type Host, type HostPool } from '../../scripts/lib/host-pool.ts';
-import { pidOf } from '../../scripts/lib/http.ts';
+import { pidOf, send } from '../../scripts/lib/http.ts';
 import { runLoad, type LoadSummary } from '../../scripts/lib/load.ts';
 import { findNginx, INSTALL_NGINX, startNginx, type Nginx, type Passage } from '../../scripts/lib/nginx.ts';
 import { relativeToRepo } from '../../scripts/lib/paths.ts';
@@ -92,7 +91,7 @@ describe('lesson 8: several hosts behind nginx', function () {
   it('spreads requests through nginx over every host', async function () {
     const answeredBy = new Map<number, number>();
     for (let i = 0; i < SPREAD_REQUESTS; i++) {
-      const answer = await send('GET', `${nginxUrl}/light`);
+      const answer = await send('GET', `${nginxUrl}/light`, STEADY_LOAD.timeoutMs);
       const pid = pidOf(answer);
       if (pid === undefined) throw new VerdictError(`GET /light through nginx answered ${answer.status} ${answer.body.slice(0, 200)}: proxy_pass every request to the upstream of your hosts (task 1)`);
       answeredBy.set(pid, (answeredBy.get(pid) ?? 0) + 1);
@@ -114,8 +113,7 @@ describe('lesson 8: several hosts behind nginx', function () {
     await sleep(200);
     const opened = countConnections(hosts) - before;
     note(`${load.requests} GET /light, ${REUSE_CONCURRENCY} at a time: the hosts accepted ${opened} new connections`);
-    const config = fs.readFileSync(path.join(nginx!.dir, 'nginx.conf'), 'utf8');
-    const why = !/^\s*keepalive\s+\d+/m.test(config)
+    const why = !/^\s*keepalive\s+\d+/m.test(upstreamBlock(readConfig(nginx!)))
       ? 'add keepalive to the upstream, so that nginx keeps idle connections to the hosts open'
       : 'nginx speaks HTTP/1.0 to upstreams and asks to close each connection: set proxy_http_version 1.1 and proxy_set_header Connection ""';
     target(
@@ -212,7 +210,7 @@ describe('lesson 8: several hosts behind nginx', function () {
     const started = performance.now();
     const load = steadyLoad(`${nginxUrl}/light`, DEPLOY_LOAD_SECONDS);
     await sleep(500);
-    const deploy = await runDeploy(hosts, reloads, started);
+    const deploy = await runDeploy(balancer, hosts, reloads, started);
     const { summary, failures } = await load;
     for (const reload of reloads) {
       note(`${reload.host.name}: reload from ${formatSeconds(reload.startedMs)} to ${reload.endedMs === undefined ? 'never done' : formatSeconds(reload.endedMs)}${reload.error ? ` (${reload.error})` : ''}`);
@@ -238,7 +236,7 @@ describe('lesson 8: several hosts behind nginx', function () {
     fs.writeFileSync(hosts[0].badRelease, '');
     const reloads: { host: Host; startedMs: number; endedMs?: number; error?: string }[] = [];
     try {
-      const deploy = await runDeploy(hosts, reloads, performance.now());
+      const deploy = await runDeploy(balancer, hosts, reloads, performance.now());
       note(`with a release that crashes on ${hosts[0].name}: ${reloads.map((reload) => `${reload.host.name} ${reload.error ? 'failed' : reload.endedMs === undefined ? 'unfinished' : 'reloaded'}`).join(', ')}; rollingDeploy ${deploy.error ? `rejected: ${deploy.error}` : deploy.done ? 'resolved' : 'never settled'}`);
       const beyond = reloads.filter((reload) => reload.host !== hosts[0]).map((reload) => reload.host.name);
       assert(
@@ -266,7 +264,7 @@ describe('lesson 8: several hosts behind nginx', function () {
   async function waitForEveryHost(): Promise<void> {
     for (const host of hosts) {
       if (host.testHost) assertTestHost(host.address);
-      await send('GET', `http://${host.address}:${host.port}/light`);
+      await send('GET', `http://${host.address}:${host.port}/light`, STEADY_LOAD.timeoutMs);
     }
   }
 
@@ -275,7 +273,7 @@ describe('lesson 8: several hosts behind nginx', function () {
     const target = `${frozen.address}:${frozen.port}`;
     for (let i = 0; i < POST_TRIES; i++) {
       const uri = `/light?post=${i}`;
-      await send('POST', `${nginxUrl}${uri}`).catch(() => undefined);
+      await send('POST', `${nginxUrl}${uri}`, STEADY_LOAD.timeoutMs).catch(() => undefined);
       const passage = nginx!.accessLog().find((line) => line.method === 'POST' && line.uri === uri);
       if (passage?.upstreams[0] === target) return passage;
     }
@@ -284,7 +282,7 @@ describe('lesson 8: several hosts behind nginx', function () {
 });
 
 // Runs the learner's rollingDeploy() with hosts whose reload() records when it ran.
-async function runDeploy(hosts: Host[], reloads: { host: Host; startedMs: number; endedMs?: number; error?: string }[], since: number): Promise<{ done: boolean; error?: string }> {
+async function runDeploy(balancer: Balancer, hosts: Host[], reloads: { host: Host; startedMs: number; endedMs?: number; error?: string }[], since: number): Promise<{ done: boolean; error?: string }> {
   const deployHosts = hosts.map((host) => ({
     name: host.name,
     reload: async () => {
@@ -299,7 +297,7 @@ async function runDeploy(hosts: Host[], reloads: { host: Host; startedMs: number
       }
     },
   }));
-  const deploy = (async () => balancerModule!.rollingDeploy(deployHosts))().then(
+  const deploy = (async () => balancer.rollingDeploy(deployHosts))().then(
     () => ({ done: true }),
     (error: Error) => ({ done: false, error: error?.message ?? String(error) }),
   );
@@ -322,8 +320,6 @@ async function reloadHost(host: Host): Promise<void> {
   throw new Error(`${host.name}: no "reload done" within ${RELOAD_TIMEOUT_MS / 1000} s`);
 }
 
-let balancerModule: Balancer | undefined;
-
 async function importBalancer(): Promise<Balancer> {
   const file = targetFile();
   const module = await callLearner<Partial<Balancer>>(`importing ${relativeToRepo(file)}`, () => import(file));
@@ -331,8 +327,7 @@ async function importBalancer(): Promise<Balancer> {
   if (typeof module.rollingDeploy !== 'function') throw new VerdictError(`${relativeToRepo(file)} exports no function rollingDeploy(): keep the starter's export`);
   const keepAlive = module.HOST_KEEP_ALIVE_TIMEOUT_MS;
   if (!Number.isInteger(keepAlive) || keepAlive! <= 0) throw new VerdictError(`HOST_KEEP_ALIVE_TIMEOUT_MS is ${String(keepAlive)}: export it as a whole number of ms`);
-  balancerModule = module as Balancer;
-  return balancerModule;
+  return module as Balancer;
 }
 
 async function callLearner<T>(call: string, run: () => T | Promise<T>): Promise<T> {
@@ -401,35 +396,4 @@ function describeFailures(failures: string[]): string {
   const counts = new Map<string, number>();
   for (const failure of failures) counts.set(failure, (counts.get(failure) ?? 0) + 1);
   return [...counts].slice(0, 3).map(([what, count]) => `${count} × ${what}`).join('; ') || 'no detail';
-}
-
-interface Answer {
-  status: number;
-  body: string;
-  json: unknown;
-  ms: number;
-}
-
-function send(method: string, url: string, timeoutMs = STEADY_LOAD.timeoutMs): Promise<Answer> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const request = http.request(url, { method, agent: false }, (response) => {
-      let body = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (body += chunk));
-      response.on('error', reject);
-      response.on('end', () => {
-        let json: unknown;
-        try {
-          json = JSON.parse(body);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: response.statusCode ?? 0, body, json, ms: performance.now() - started });
-      });
-    });
-    request.setTimeout(timeoutMs, () => request.destroy(new Error(`${method} ${new URL(url).pathname}: no answer within ${timeoutMs} ms`)));
-    request.on('error', reject);
-    request.end();
-  });
 }

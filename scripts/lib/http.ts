@@ -14,9 +14,14 @@ const RESET_GRACE_MS = 300;
 // that accepted the first connection and hide the others; pass a keep-alive `agent` to
 // send it over a connection the agent keeps open.
 export function get(url: string, timeoutMs = REQUEST_TIMEOUT_MS, agent: http.Agent | false = false): Promise<HttpAnswer> {
+  return send('GET', url, timeoutMs, agent);
+}
+
+// get() with another method, such as lesson 8's POST, which nginx must not send twice.
+export function send(method: string, url: string, timeoutMs = REQUEST_TIMEOUT_MS, agent: http.Agent | false = false): Promise<HttpAnswer> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const request = http.get(url, { agent }, (response) => {
+    const request = http.request(url, { method, agent }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (body += chunk));
@@ -27,13 +32,14 @@ export function get(url: string, timeoutMs = REQUEST_TIMEOUT_MS, agent: http.Age
     });
     request.setTimeout(timeoutMs, () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     request.on('error', (error: NodeJS.ErrnoException) => {
-      const failure = new Error(`GET ${new URL(url).pathname}: ${describeError(error)}`);
+      const failure = new Error(`${method} ${new URL(url).pathname}: ${describeError(error)}`);
       // A reset, or a refusal right after an answer, often means the server is dying:
       // give its exit and its last stderr a moment to reach the check, so that the verdict
       // can show why (a crash, say).
       if (error.code === 'ECONNRESET' || error.code === 'ECONNREFUSED') setTimeout(() => reject(failure), RESET_GRACE_MS);
       else reject(failure);
     });
+    request.end();
   });
 }
 
