@@ -15,6 +15,10 @@ export const INSTALL_NGINX = 'nginx is not installed. Lesson 8 runs a real one: 
 const PLACES = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/bin/nginx', '/opt/homebrew/bin/nginx'];
 const START_TIMEOUT_MS = 5_000;
 const STOP_GRACE_MS = 3_000;
+// nginx writes a request's log line after it has sent the answer, so a client can hold the
+// answer before the line is there: how long to wait for it.
+const LOG_WAIT_MS = 2_000;
+const LOG_POLL_MS = 20;
 
 export function findNginx(): string | undefined {
   const onPath = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).stdout.trim();
@@ -61,6 +65,27 @@ export class Nginx {
         const [method, uri, status, upstreams, statuses, seconds, msec] = line.split('|');
         return { method, uri, status: Number(status), upstreams: splitList(upstreams), upstreamStatuses: splitList(statuses), seconds: Number(seconds), endedAt: Number(msec) * 1000 };
       });
+  }
+
+  // The access log once it holds at least `lines` lines, or after LOG_WAIT_MS as it is.
+  async accessLogOf(lines: number): Promise<Passage[]> {
+    const deadline = performance.now() + LOG_WAIT_MS;
+    let log = this.accessLog();
+    while (log.length < lines && performance.now() < deadline) {
+      await sleep(LOG_POLL_MS);
+      log = this.accessLog();
+    }
+    return log;
+  }
+
+  // The line of the request `method uri`, once nginx has written it.
+  async passageOf(method: string, uri: string): Promise<Passage | undefined> {
+    const deadline = performance.now() + LOG_WAIT_MS;
+    for (;;) {
+      const passage = this.accessLog().find((line) => line.method === method && line.uri === uri);
+      if (passage || performance.now() >= deadline) return passage;
+      await sleep(LOG_POLL_MS);
+    }
   }
 
   errorLog(): string {
