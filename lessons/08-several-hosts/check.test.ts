@@ -2,14 +2,17 @@
 // nginx that runs your nginxConfig(). On Linux as root each host is a network namespace
 // with an address of its own (10.X.N.2); elsewhere each is a port of 127.0.0.1. They verify:
 // - nginx accepts the config, and requests through it spread over every host
-// - upstream connections are reused: far fewer new connections on the hosts than requests
+// - upstream connections are reused: far fewer new connections on the hosts than requests,
+//   though the clients close theirs
+// - a host busy with a queue of /heavy is waited for, not taken for a frozen one
 // - the hosts' keepAliveTimeout outlasts nginx's upstream keepalive_timeout
 // - a host killed under a steady GET load costs no GET: nginx passes them to another host
 // - a host frozen (SIGSTOP) costs no GET either, and no GET waits much longer than your
 //   proxy_read_timeout
 // - a POST that reached a frozen host is not sent again to another
 // - rollingDeploy() reloads every host, one at a time, under load: no request fails and
-//   every worker is replaced; when a host's new release crashes, it stops there
+//   every worker is replaced; when a new release crashes (late, as a failing readiness
+//   would), it stops at the first host and rejects
 // - nothing is left afterwards: no host, namespace, nginx or worker
 // nginx's own access log tells which hosts each request was passed to.
 // A failure names the task of the lesson's README (and the starter's TODO) it points to.
@@ -35,6 +38,10 @@ const HOSTS = 3;
 const SPREAD_REQUESTS = 30;
 const REUSE_REQUESTS = 200;
 const REUSE_CONCURRENCY = 4;
+// A burst of /heavy, 10 waiting on each host's one worker: the last answer of each comes
+// after 10 × one /heavy (about 150 ms), which a read timeout must allow for.
+const BUSY_REQUESTS = 60;
+const BUSY_CONCURRENCY = 30;
 // Kept connections: a few per host and client. Without keep-alive, one per request.
 const MAX_NEW_CONNECTIONS_SHARE = 0.2;
 // nginx's defaults, which apply when the config does not set them.
@@ -59,6 +66,10 @@ const MAX_LATE_TO_FROZEN = 2;
 const DEPLOY_LOAD_SECONDS = 12;
 const DEPLOY_TIMEOUT_MS = 30_000;
 const RELOAD_TIMEOUT_MS = 15_000;
+// The crashing release's reload is reported failed no sooner than this after it started,
+// as a release whose readiness fails late would be: a deploy that stops waiting for a
+// host after a fixed time goes on to the next before it knows.
+const FAILED_RELOAD_AFTER_MS = 6_000;
 
 describe('lesson 8: several hosts behind nginx', function () {
   let balancer: Balancer;
@@ -103,24 +114,39 @@ describe('lesson 8: several hosts behind nginx', function () {
     note(`${SPREAD_REQUESTS} GET /light through nginx: ${shares.map(({ host, count }) => `${host.name} ${count}`).join(', ')}`);
     const strangers = [...answeredBy.keys()].filter((pid) => !hosts.some((host) => host.server.workerPids().includes(pid)));
     assert(strangers.length === 0, `pids ${strangers.join(', ')} answered, which are no worker of the hosts`);
-    const missed = shares.filter(({ count }) => count === 0).map(({ host }) => `${host.name} (${host.address}:${host.port})`);
-    assert(missed.length === 0, `no request reached ${missed.join(', ')}: put a server line for every host in the upstream (task 1)`);
+    const missed = shares.filter(({ count }) => count === 0).map(({ host }) => host);
+    assert(missed.length === 0, `no request reached ${missed.map((host) => `${host.name} (${host.address}:${host.port})`).join(', ')}: ${whyMissed(readConfig(nginx!), missed)} (task 1)`);
   });
 
   it('reuses its connections to the hosts', async function () {
     const before = countConnections(hosts);
-    const load = await runLoad({ url: `${nginxUrl}/light`, requests: REUSE_REQUESTS, concurrency: REUSE_CONCURRENCY, keepAlive: true });
+    // Clients that close their connection after each answer, as many do: nginx's own
+    // connections to the hosts are a different hop, and should stay open all the same.
+    const load = await runLoad({ url: `${nginxUrl}/light`, requests: REUSE_REQUESTS, concurrency: REUSE_CONCURRENCY, keepAlive: false });
     await sleep(200);
     const opened = countConnections(hosts) - before;
-    note(`${load.requests} GET /light, ${REUSE_CONCURRENCY} at a time: the hosts accepted ${opened} new connections`);
-    const why = !/^\s*keepalive\s+\d+/m.test(upstreamBlock(readConfig(nginx!)))
-      ? 'add keepalive to the upstream, so that nginx keeps idle connections to the hosts open'
-      : 'nginx speaks HTTP/1.0 to upstreams and asks to close each connection: set proxy_http_version 1.1 and proxy_set_header Connection ""';
+    note(`${load.requests} GET /light, ${REUSE_CONCURRENCY} at a time, each client closing its connection after the answer: the hosts accepted ${opened} new connections`);
+    const why = whyNotReused(readConfig(nginx!));
     target(
       `new connections per request: ${(opened / load.requests).toFixed(2)} ≤ ${MAX_NEW_CONNECTIONS_SHARE}`,
       load.errors === 0 && opened <= MAX_NEW_CONNECTIONS_SHARE * load.requests,
       load.errors > 0 ? `${load.errors} of ${load.requests} requests failed (${JSON.stringify(load.errorCodes)})` : `each request opened a new connection to its host: ${why} (task 2)`,
     );
+  });
+
+  it('waits for a busy host rather than taking it for a frozen one', async function () {
+    const readTimeout = readDuration(locationOf(readConfig(nginx!)), 'proxy_read_timeout') ?? NGINX_DEFAULT_READ_TIMEOUT_MS;
+    const logged = nginx!.accessLog().length;
+    const load = await runLoad({ url: `${nginxUrl}/heavy`, requests: BUSY_REQUESTS, concurrency: BUSY_CONCURRENCY, keepAlive: true, timeoutMs: STEADY_LOAD.timeoutMs });
+    const heavy = (await nginx!.accessLogOf(logged + load.requests)).slice(logged).filter((passage) => passage.uri === '/heavy');
+    const givenUp = heavy.filter((passage) => passage.upstreamStatuses.includes('504') || passage.status === 504);
+    const slowest = Math.max(0, ...heavy.map((passage) => passage.seconds * 1000));
+    note(`${load.requests} GET /heavy, ${BUSY_CONCURRENCY} at a time (about ${Math.round(BUSY_CONCURRENCY / hosts.length)} waiting on each host): ${load.errors} failed, the slowest took ${formatSeconds(slowest)}; ${givenUp.length} timed out on a host after your proxy_read_timeout of ${formatSeconds(readTimeout)}`);
+    assert(
+      givenUp.length === 0,
+      `${givenUp.length} /heavy timed out on a busy host after ${formatSeconds(readTimeout)} (proxy_read_timeout) and ${givenUp.some((passage) => passage.upstreams.length > 1) ? 'were computed again on another host' : 'failed'}: a host working through its queue is not frozen. Set proxy_read_timeout above your slowest honest answer, a few seconds (task 4)`,
+    );
+    assert(load.errors === 0, `${load.errors} of ${load.requests} /heavy failed through nginx (${JSON.stringify(load.errorCodes)})`);
   });
 
   it("keeps the hosts' idle connections open longer than nginx does", function () {
@@ -164,7 +190,7 @@ describe('lesson 8: several hosts behind nginx', function () {
       const timeoutLine = `your proxy_read_timeout is ${formatSeconds(readTimeout)}${readTimeout === NGINX_DEFAULT_READ_TIMEOUT_MS ? " (nginx's default)" : ''}`;
       assert(
         summary.errors === 0,
-        `${summary.errors} GET failed while ${frozen.name} was frozen (${describeFailures(failures)}): ${timeoutLine}. A host that takes connections but never answers holds each request that long; set proxy_read_timeout (and proxy_connect_timeout) to a few seconds, and pass a request that timed out to the next host (tasks 3 and 4)`,
+        `${summary.errors} GET failed while ${frozen.name} was frozen (${describeFailures(failures)}): ${passedOn === 0 ? whyNotPassedOn(readConfig(nginx!), readTimeout) ?? `${timeoutLine}. A host that takes connections but never answers holds each request that long; set proxy_read_timeout (and proxy_connect_timeout) to a few seconds, and pass a request that timed out to the next host (tasks 3 and 4)` : `${timeoutLine}. A host that takes connections but never answers holds each request that long; set proxy_read_timeout (and proxy_connect_timeout) to a few seconds (task 4)`}`,
       );
       target(
         `slowest GET ${formatSeconds(worstMs)} ≤ proxy_read_timeout ${formatSeconds(readTimeout)} + ${formatSeconds(FREEZE_SLACK_MS)}`,
@@ -207,7 +233,7 @@ describe('lesson 8: several hosts behind nginx', function () {
   it('deploys host by host under load, losing no request and replacing every worker', async function () {
     await waitForEveryHost();
     const workersBefore = new Map(hosts.map((host) => [host, host.server.workerPids()]));
-    const reloads: { host: Host; startedMs: number; endedMs?: number; error?: string }[] = [];
+    const reloads: Reload[] = [];
     const started = performance.now();
     const load = steadyLoad(`${nginxUrl}/light`, DEPLOY_LOAD_SECONDS);
     await sleep(500);
@@ -232,21 +258,28 @@ describe('lesson 8: several hosts behind nginx', function () {
     assert(kept.length === 0, `workers ${kept.join(', ')} still run the old release after the deploy`);
   });
 
-  it("stops the deploy at the first host whose new release crashes", async function () {
+  it('stops the deploy at the first host whose new release crashes', async function () {
     await waitForEveryHost();
-    fs.writeFileSync(hosts[0].badRelease, '');
-    const reloads: { host: Host; startedMs: number; endedMs?: number; error?: string }[] = [];
+    // A release that crashes on every host, whichever the deploy takes first.
+    for (const host of hosts) fs.writeFileSync(host.badRelease, '');
+    const reloads: Reload[] = [];
     try {
-      const deploy = await runDeploy(balancer, hosts, reloads, performance.now());
-      note(`with a release that crashes on ${hosts[0].name}: ${reloads.map((reload) => `${reload.host.name} ${reload.error ? 'failed' : reload.endedMs === undefined ? 'unfinished' : 'reloaded'}`).join(', ')}; rollingDeploy ${deploy.error ? `rejected: ${deploy.error}` : deploy.done ? 'resolved' : 'never settled'}`);
-      const beyond = reloads.filter((reload) => reload.host !== hosts[0]).map((reload) => reload.host.name);
+      const deploy = await runDeploy(balancer, hosts, reloads, performance.now(), FAILED_RELOAD_AFTER_MS);
+      note(`with a release that crashes, reported ${formatSeconds(FAILED_RELOAD_AFTER_MS)} into a host's reload: ${reloads.map((reload) => `${reload.host.name} ${reload.error ? `failed at ${formatSeconds(reload.endedMs!)}` : reload.endedMs === undefined ? 'unfinished' : 'reloaded'} (started at ${formatSeconds(reload.startedMs)})`).join(', ')}; rollingDeploy ${deploy.error ? `rejected: ${deploy.error}` : deploy.done ? 'resolved' : 'never settled'}`);
+      assert(reloads.length > 0, 'rollingDeploy(hosts) reloaded no host: call reload() on each host, one at a time (task 6)');
+      const [first, ...beyond] = reloads;
+      const early = beyond.filter((reload) => first.endedMs === undefined || reload.startedMs < first.endedMs);
+      assert(
+        early.length === 0,
+        `rollingDeploy started ${early.map((reload) => reload.host.name).join(', ')} while ${first.host.name}'s reload was still running (it failed at ${first.endedMs === undefined ? 'never' : formatSeconds(first.endedMs)}): await reload() itself, not a timer or a race, so a failure that comes late still stops the deploy (task 6)`,
+      );
       assert(
         beyond.length === 0,
-        `after ${hosts[0].name}'s reload failed, rollingDeploy went on to ${beyond.join(', ')}: stop at the first failure, so the other hosts keep the release that works (task 6)`,
+        `after ${first.host.name}'s reload failed, rollingDeploy went on to ${beyond.map((reload) => reload.host.name).join(', ')}: stop at the first failure, so the other hosts keep the release that works (task 6)`,
       );
-      assert(deploy.error !== undefined, `rollingDeploy(hosts) ${deploy.done ? 'resolved' : 'never settled'} though ${hosts[0].name}'s reload failed: let the failure reject it, so whoever deploys learns of it (task 6)`);
+      assert(deploy.error !== undefined, `rollingDeploy(hosts) ${deploy.done ? 'resolved' : 'never settled'} though ${first.host.name}'s reload failed: let the failure reject it, so whoever deploys learns of it (task 6)`);
     } finally {
-      fs.rmSync(hosts[0].badRelease, { force: true });
+      for (const host of hosts) fs.rmSync(host.badRelease, { force: true });
     }
   });
 
@@ -285,17 +318,30 @@ describe('lesson 8: several hosts behind nginx', function () {
   }
 });
 
-// Runs the learner's rollingDeploy() with hosts whose reload() records when it ran.
-async function runDeploy(balancer: Balancer, hosts: Host[], reloads: { host: Host; startedMs: number; endedMs?: number; error?: string }[], since: number): Promise<{ done: boolean; error?: string }> {
+// One host's reload as the deploy ran it, in ms since the deploy started.
+interface Reload {
+  host: Host;
+  startedMs: number;
+  // When it resolved or rejected.
+  endedMs?: number;
+  error?: string;
+}
+
+// Runs the learner's rollingDeploy() with hosts whose reload() records when it ran. A
+// failed reload is reported no sooner than `failAfterMs` after it started.
+async function runDeploy(balancer: Balancer, hosts: Host[], reloads: Reload[], since: number, failAfterMs = 0): Promise<{ done: boolean; error?: string }> {
   const deployHosts = hosts.map((host) => ({
     name: host.name,
     reload: async () => {
-      const reload: (typeof reloads)[number] = { host, startedMs: performance.now() - since };
+      const startedAt = performance.now();
+      const reload: Reload = { host, startedMs: startedAt - since };
       reloads.push(reload);
       try {
         await reloadHost(host);
         reload.endedMs = performance.now() - since;
       } catch (error) {
+        await sleep(startedAt + failAfterMs - performance.now());
+        reload.endedMs = performance.now() - since;
         reload.error = (error as Error).message;
         throw error;
       }
@@ -354,15 +400,71 @@ function locationOf(config: string): string {
   return config.replace(/upstream\s+\S+\s*\{[^}]*\}/g, '');
 }
 
-// A duration directive's value in ms (nginx reads a bare number as seconds), or undefined.
+// nginx's time units. A value may combine them, most significant first: 1m30s, "1h 30m".
+const TIME_UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, M: 2_592_000_000, y: 31_536_000_000 };
+
+// A duration directive's value in ms (nginx reads a bare number as seconds), or undefined
+// where the config does not set it.
 function readDuration(text: string, directive: string): number | undefined {
-  const match = text.match(new RegExp(`(?:^|[\\s;{])${directive}\\s+(\\d+)(ms|s|m)?\\s*;`));
+  const match = text.match(new RegExp(`(?:^|[\\s;{])${directive}\\s+([^;]+);`));
   if (!match) return undefined;
-  const unit = { ms: 1, s: 1_000, m: 60_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm'];
-  return Number(match[1]) * unit;
+  const value = match[1].trim().replace(/^(["'])(.*)\1$/, '$2');
+  if (!/^(\s*\d+(ms|s|m|h|d|w|M|y)?)+\s*$/.test(value)) throw new VerdictError(`${directive} ${value}: not a time nginx reads (a number and a unit: 500ms, 3s, 1m30s)`);
+  let ms = 0;
+  for (const [, amount, unit] of value.matchAll(/(\d+)(ms|s|m|h|d|w|M|y)?/g)) ms += Number(amount) * TIME_UNITS[unit ?? 's'];
+  return ms;
 }
 
-function findOverlap(reloads: { host: Host; startedMs: number; endedMs?: number }[]): [string, string] | undefined {
+// Why a host got no request, read from the config.
+function whyMissed(config: string, missed: Host[]): string {
+  const upstream = upstreamBlock(config);
+  const name = upstream.match(/upstream\s+(\S+)/)?.[1];
+  const absent = missed.filter((host) => !upstream.includes(`${host.address}:${host.port}`));
+  if (absent.length > 0) return `${absent.map((host) => host.name).join(', ')} has no server line in the upstream: put one there for every host`;
+  const serverLine = (host: Host) => upstream.match(new RegExp(`server\\s+${host.address.replace(/\./g, '\\.')}:${host.port}\\b[^;]*;`))?.[0] ?? '';
+  const marked = missed.filter((host) => /\s(backup|down)\b/.test(serverLine(host)));
+  if (marked.length > 0) return `${marked.map((host) => `"${serverLine(host)}"`).join(', ')}: a host marked backup gets requests only when every other host is down, one marked down none at all; take the mark off`;
+  const balancing = upstream.match(/^\s*(ip_hash|hash\s[^;]*|sticky[^;]*);/m)?.[1];
+  if (balancing) return `"${balancing}" sends every request of a client to one host, and this check's clients all come from 127.0.0.1: keep nginx's default round-robin (or least_conn), and let no host need a client's earlier requests`;
+  const proxyPass = locationOf(config).match(/proxy_pass\s+([^;]+);/)?.[1];
+  if (name && proxyPass && !new RegExp(`^https?://${name}(/|$)`).test(proxyPass)) return `proxy_pass sends every request to ${proxyPass}, not to the upstream: proxy_pass http://${name}`;
+  return 'every host is in the upstream, yet nginx sent this one nothing: look for a weight, a max_conns or a balancing method in the upstream';
+}
+
+// Why nginx opened a new connection to a host for each request, read from the config.
+function whyNotReused(config: string): string {
+  const upstream = upstreamBlock(config);
+  const location = locationOf(config);
+  const keepalive = Number(upstream.match(/^\s*keepalive\s+(\d+)\s*;/m)?.[1] ?? 0);
+  const connection = location.match(/proxy_set_header\s+Connection\s+([^;]*);/i)?.[1].trim();
+  if (keepalive === 0) return 'add keepalive to the upstream, so that nginx keeps idle connections to the hosts open';
+  if (!/proxy_http_version\s+1\.1\s*;/.test(location) || connection === undefined) {
+    return 'nginx speaks HTTP/1.0 to upstreams and asks to close each connection: set proxy_http_version 1.1 and proxy_set_header Connection ""';
+  }
+  if (connection !== '""' && connection !== "''") {
+    return `proxy_set_header Connection ${connection} passes on what the client said about its own connection, and these clients said close: nginx's connection to the host is another hop, so send it an empty Connection header, ""`;
+  }
+  if (keepalive < REUSE_CONCURRENCY) return `keepalive ${keepalive} keeps at most ${keepalive} idle connection${keepalive === 1 ? '' : 's'} to the hosts; with ${REUSE_CONCURRENCY} requests at a time the others are closed after each answer: keep more than the requests you expect in flight, e.g. 16`;
+  return 'nginx closed its connections to the hosts after each answer: compare your keep-alive lines with the README';
+}
+
+// Why nginx passed no request on to another host, read from the config, if it shows.
+function whyNotPassedOn(config: string, readTimeout: number): string | undefined {
+  const location = locationOf(config);
+  const tries = Number(location.match(/proxy_next_upstream_tries\s+(\d+)\s*;/)?.[1] ?? 0);
+  if (tries === 1) return 'proxy_next_upstream_tries 1 allows one try in all, so nginx passes no request on: 2 is the first host and one more (task 3)';
+  const giveUp = readDuration(location, 'proxy_next_upstream_timeout');
+  if (giveUp !== undefined && giveUp > 0 && giveUp <= readTimeout) {
+    return `proxy_next_upstream_timeout ${formatSeconds(giveUp)} is up before the read timeout (${formatSeconds(readTimeout)}) has fired, so a request that timed out is never passed on: leave it out, or make it longer than the read timeout (task 3)`;
+  }
+  const passesOn = location.match(/proxy_next_upstream\s+([^;]*);/)?.[1];
+  if (passesOn !== undefined && !/\btimeout\b/.test(passesOn)) {
+    return 'nginx passed no request on: proxy_next_upstream must list timeout (and error), so a request a host holds past the read timeout goes to the next host (task 3)';
+  }
+  return undefined;
+}
+
+function findOverlap(reloads: Reload[]): [string, string] | undefined {
   for (const a of reloads) {
     for (const b of reloads) {
       if (a === b || b.startedMs < a.startedMs) continue;
