@@ -441,9 +441,10 @@ function whyNotReused(config: string): string {
   if (!/proxy_http_version\s+1\.1\s*;/.test(location) || connection === undefined) {
     return 'nginx speaks HTTP/1.0 to upstreams and asks to close each connection: set proxy_http_version 1.1 and proxy_set_header Connection ""';
   }
-  if (connection !== '""' && connection !== "''") {
+  if (connection.includes('$')) {
     return `proxy_set_header Connection ${connection} passes on what the client said about its own connection, and these clients said close: nginx's connection to the host is another hop, so send it an empty Connection header, ""`;
   }
+  if (/close/i.test(connection)) return `proxy_set_header Connection ${connection} asks each host to close the connection after its answer: send an empty Connection header, ""`;
   if (keepalive < REUSE_CONCURRENCY) return `keepalive ${keepalive} keeps at most ${keepalive} idle connection${keepalive === 1 ? '' : 's'} to the hosts; with ${REUSE_CONCURRENCY} requests at a time the others are closed after each answer: keep more than the requests you expect in flight, e.g. 16`;
   return 'nginx closed its connections to the hosts after each answer: compare your keep-alive lines with the README';
 }
