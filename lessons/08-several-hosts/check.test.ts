@@ -135,7 +135,7 @@ describe('lesson 8: several hosts behind nginx', function () {
   });
 
   it('waits for a busy host rather than taking it for a frozen one', async function () {
-    const readTimeout = readDuration(locationOf(readConfig(nginx!)), 'proxy_read_timeout') ?? NGINX_DEFAULT_READ_TIMEOUT_MS;
+    const readTimeout = readTimeoutOf(readConfig(nginx!));
     const logged = nginx!.accessLog().length;
     const load = await runLoad({ url: `${nginxUrl}/heavy`, requests: BUSY_REQUESTS, concurrency: BUSY_CONCURRENCY, keepAlive: true, timeoutMs: STEADY_LOAD.timeoutMs });
     const heavy = (await nginx!.accessLogOf(logged + load.requests)).slice(logged).filter((passage) => passage.uri === '/heavy');
@@ -177,7 +177,7 @@ describe('lesson 8: several hosts behind nginx', function () {
   });
 
   it('answers GETs within its read timeout when a host freezes', async function () {
-    const readTimeout = readDuration(locationOf(readConfig(nginx!)), 'proxy_read_timeout') ?? NGINX_DEFAULT_READ_TIMEOUT_MS;
+    const readTimeout = readTimeoutOf(readConfig(nginx!));
     const frozen = hosts[1];
     const seconds = Math.min(MAX_FREEZE_LOAD_SECONDS, Math.max(FREEZE_LOAD_SECONDS, Math.ceil(readTimeout / 1000) + FREEZE_LOAD_AFTER_TIMEOUT_S));
     const logged = nginx!.accessLog().length;
@@ -188,10 +188,10 @@ describe('lesson 8: several hosts behind nginx', function () {
       const passedOn = duringLoad.filter((passage) => passage.upstreams.length > 1).length;
       note(`${frozen.name} frozen (SIGSTOP) under a ${seconds} s GET load: ${summary.requests} requests, ${summary.errors} failed, ${passedOn} passed on to another host; the slowest took ${formatSeconds(worstMs)}`);
       const timeoutLine = `your proxy_read_timeout is ${formatSeconds(readTimeout)}${readTimeout === NGINX_DEFAULT_READ_TIMEOUT_MS ? " (nginx's default)" : ''}`;
-      assert(
-        summary.errors === 0,
-        `${summary.errors} GET failed while ${frozen.name} was frozen (${describeFailures(failures)}): ${passedOn === 0 ? whyNotPassedOn(readConfig(nginx!), readTimeout) ?? `${timeoutLine}. A host that takes connections but never answers holds each request that long; set proxy_read_timeout (and proxy_connect_timeout) to a few seconds, and pass a request that timed out to the next host (tasks 3 and 4)` : `${timeoutLine}. A host that takes connections but never answers holds each request that long; set proxy_read_timeout (and proxy_connect_timeout) to a few seconds (task 4)`}`,
-      );
+      const why =
+        (passedOn === 0 ? whyNotPassedOn(readConfig(nginx!), readTimeout) : undefined) ??
+        `${timeoutLine}. A host that takes connections but never answers holds each request that long; set proxy_read_timeout (and proxy_connect_timeout) to a few seconds${passedOn === 0 ? ', and pass a request that timed out to the next host (tasks 3 and 4)' : ' (task 4)'}`;
+      assert(summary.errors === 0, `${summary.errors} GET failed while ${frozen.name} was frozen (${describeFailures(failures)}): ${why}`);
       target(
         `slowest GET ${formatSeconds(worstMs)} ≤ proxy_read_timeout ${formatSeconds(readTimeout)} + ${formatSeconds(FREEZE_SLACK_MS)}`,
         worstMs <= readTimeout + FREEZE_SLACK_MS,
@@ -400,6 +400,11 @@ function locationOf(config: string): string {
   return config.replace(/upstream\s+\S+\s*\{[^}]*\}/g, '');
 }
 
+// The location's proxy_read_timeout, or nginx's default.
+function readTimeoutOf(config: string): number {
+  return readDuration(locationOf(config), 'proxy_read_timeout') ?? NGINX_DEFAULT_READ_TIMEOUT_MS;
+}
+
 // nginx's time units. A value may combine them, most significant first: 1m30s, "1h 30m".
 const TIME_UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, M: 2_592_000_000, y: 31_536_000_000 };
 
@@ -420,7 +425,8 @@ function whyMissed(config: string, missed: Host[]): string {
   const upstream = upstreamBlock(config);
   const name = upstream.match(/upstream\s+(\S+)/)?.[1];
   const absent = missed.filter((host) => !upstream.includes(`${host.address}:${host.port}`));
-  if (absent.length > 0) return `${absent.map((host) => host.name).join(', ')} has no server line in the upstream: put one there for every host`;
+  if (absent.length === missed.length) return 'the upstream has no server line for them: put one there for every host';
+  if (absent.length > 0) return `${absent.map((host) => host.name).join(', ')} ${absent.length === 1 ? 'has' : 'have'} no server line in the upstream: put one there for every host`;
   const serverLine = (host: Host) => upstream.match(new RegExp(`server\\s+${host.address.replace(/\./g, '\\.')}:${host.port}\\b[^;]*;`))?.[0] ?? '';
   const marked = missed.filter((host) => /\s(backup|down)\b/.test(serverLine(host)));
   if (marked.length > 0) return `${marked.map((host) => `"${serverLine(host)}"`).join(', ')}: a host marked backup gets requests only when every other host is down, one marked down none at all; take the mark off`;
