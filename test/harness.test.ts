@@ -17,6 +17,7 @@ import type { Row } from '../solutions/04-load-test-comparison/compare.ts';
 import { resolveLesson } from '../scripts/lib/lessons.ts';
 import { UsageError } from '../scripts/lib/errors.ts';
 import { REPO_ROOT } from '../scripts/lib/paths.ts';
+import { findFreePorts } from '../scripts/lib/ports.ts';
 import { isGroupAlive, parseCpuTime, startServer } from '../scripts/lib/server-process.ts';
 import { referenceFile } from '../scripts/lib/checks.ts';
 import { collectPids } from '../scripts/lib/checks.ts';
@@ -49,6 +50,16 @@ describe('the harness', function () {
         assert(Math.abs(parseCpuTime(text) - ms) < 1e-6, `parseCpuTime("${text}") = ${parseCpuTime(text)}`);
       });
     }
+  });
+
+  describe('findFreePorts', function () {
+    // Asked for one at a time, 300 ports held 6 to 9 repeats in each of 5 tries: lesson 8 once put
+    // two of its three hosts on one port that way.
+    it('gives as many different ports as asked for', async function () {
+      const ports = await findFreePorts(300);
+      const repeated = ports.filter((port, i) => ports.indexOf(port) !== i);
+      assert(ports.length === 300 && repeated.length === 0, `${ports.length} ports, repeated: ${repeated.join(', ')}`);
+    });
   });
 
   describe('startServer and stop', function () {

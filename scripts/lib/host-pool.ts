@@ -8,7 +8,7 @@ import path from 'node:path';
 import { heavyRounds } from './calibrate.ts';
 import { referenceFile } from './checks.ts';
 import { CONNECTION_LINE } from './host-preload.ts';
-import { findFreePort } from './ports.ts';
+import { findFreePorts } from './ports.ts';
 import { startServer, type ServerProcess } from './server-process.ts';
 import { assertTestHost, inHost, makeTestHosts, removeTestHosts, whyNoTestHosts, type TestHost } from './test-hosts.ts';
 
@@ -48,12 +48,13 @@ export async function startHostPool(count: number, keepAliveTimeoutMs: number): 
   };
   const hosts: Host[] = [];
   try {
+    const loopbackPorts = testHosts.length > 0 ? [] : await findFreePorts(count);
     for (let i = 0; i < count; i++) {
       const testHost = testHosts[i];
       const slot = {
         name: `host ${i + 1}`,
         address: testHost?.address ?? '127.0.0.1',
-        port: testHost ? HOST_PORT : await findFreePort(),
+        port: testHost ? HOST_PORT : loopbackPorts[i],
         testHost,
         badRelease: path.join(scratch, `bad-release-${i + 1}`),
         keepAliveTimeoutMs,
