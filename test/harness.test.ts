@@ -18,6 +18,7 @@ import { resolveLesson } from '../scripts/lib/lessons.ts';
 import { UsageError } from '../scripts/lib/errors.ts';
 import { REPO_ROOT } from '../scripts/lib/paths.ts';
 import { findFreePorts } from '../scripts/lib/ports.ts';
+import { listOurs, makeTestHosts, removeTestHosts, whyNoTestHosts } from '../scripts/lib/test-hosts.ts';
 import { isGroupAlive, parseCpuTime, startServer } from '../scripts/lib/server-process.ts';
 import { referenceFile } from '../scripts/lib/checks.ts';
 import { collectPids } from '../scripts/lib/checks.ts';
@@ -59,6 +60,18 @@ describe('the harness', function () {
       const ports = await findFreePorts(300);
       const repeated = ports.filter((port, i) => ports.indexOf(port) !== i);
       assert(ports.length === 300 && repeated.length === 0, `${ports.length} ports, repeated: ${repeated.join(', ')}`);
+    });
+  });
+
+  describe('test hosts', function () {
+    // Deleting only the namespace left this machine's end of the veth listed a moment
+    // later in 49 of 100 tries, and lesson 8's check once failed on it ("left behind").
+    it('leaves none of its namespaces or links listed right after removeTestHosts', function () {
+      if (whyNoTestHosts()) this.skip();
+      for (let round = 1; round <= 10; round++) {
+        removeTestHosts(makeTestHosts(3));
+        assert(listOurs().length === 0, `round ${round}: still listed after removeTestHosts: ${listOurs().join(', ')}`);
+      }
     });
   });
 

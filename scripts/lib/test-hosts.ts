@@ -57,7 +57,10 @@ export function makeTestHosts(count: number): TestHost[] {
 
 export function removeTestHosts(hosts: TestHost[]): void {
   for (const host of hosts) {
-    // Deleting the namespace deletes the link's end inside it, and with it the pair.
+    // The link first: deleting a veth deletes its pair at once, while deleting the
+    // namespace leaves this machine's end to the kernel's cleanup, which can still list it
+    // a moment later.
+    ip(['link', 'delete', host.link]);
     ip(['netns', 'delete', host.namespace]);
     made.delete(host.namespace);
   }
