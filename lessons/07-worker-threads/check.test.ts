@@ -126,6 +126,10 @@ describe('lesson 7: worker threads', function () {
       );
       const failed = failures[0];
       assert(
+        !failed?.unanswered,
+        `${failed?.unanswered} of ${failed?.requests} /heavy got no answer within ${BURST.timeoutMs / 1000} s with ${BURST.concurrency} sent at once to WORKERS=${POOL_THREADS} threads (${failed?.errors}): the job never reached a thread, or its answer never reached the request. dispatch() takes a job off the queue only for an idle thread (task 4), and a thread is idle again after each Done (task 2)`,
+      );
+      assert(
         !failed,
         `${failed?.failed} of ${failed?.requests} /heavy failed with ${BURST.concurrency} sent at once to WORKERS=${POOL_THREADS} threads (${failed?.errors}): a request that finds every thread busy must wait in the queue for its turn (task 3)`,
       );
@@ -335,6 +339,8 @@ function threadOf(body: string | undefined): number | undefined {
 interface Burst {
   requests: number;
   failed: number;
+  // Those that got no answer at all (loadtest's -1: a timeout or a closed connection).
+  unanswered: number;
   errors: string;
   threads: Set<number>;
 }
@@ -349,7 +355,7 @@ async function sendBurst(server: ServerProcess): Promise<Burst> {
       if (thread !== undefined) threads.add(thread);
     },
   });
-  return { requests: run.requests, failed: run.errors, errors: JSON.stringify(run.errorCodes), threads };
+  return { requests: run.requests, failed: run.errors, unanswered: run.errorCodes['-1'] ?? 0, errors: JSON.stringify(run.errorCodes), threads };
 }
 
 // Polls with bursts until `count` threads answer in one, or WHOLE_WITHIN_MS passes.
