@@ -70,7 +70,8 @@ describe('the harness', function () {
       if (whyNoTestHosts()) this.skip();
       for (let round = 1; round <= 10; round++) {
         removeTestHosts(makeTestHosts(3));
-        assert(listOurs().length === 0, `round ${round}: still listed after removeTestHosts: ${listOurs().join(', ')}`);
+        const left = listOurs();
+        assert(left.length === 0, `round ${round}: still listed after removeTestHosts: ${left.join(', ')}`);
       }
     });
   });

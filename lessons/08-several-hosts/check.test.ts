@@ -289,7 +289,8 @@ describe('lesson 8: several hosts behind nginx', function () {
     await nginx!.stop();
     const alive = groups.filter((pid) => isGroupAlive(pid));
     assert(alive.length === 0, `process groups ${alive.join(', ')} still run`);
-    assert(listOurs().length === 0, `left behind: ${listOurs().join(', ')}`);
+    const left = listOurs();
+    assert(left.length === 0, `left behind: ${left.join(', ')}`);
     const namespaces = hosts.filter((host) => host.testHost).length;
     note(`stopped ${hosts.length} hosts${killed.length > 0 ? ` (pids ${killed.join(', ')} needed SIGKILL)` : ''} and nginx; ${namespaces} namespaces removed`);
   });
