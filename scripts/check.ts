@@ -138,8 +138,9 @@ function printFailureFooter(lesson: Lesson, rerun: string, failures: string[]): 
   console.log('');
   if (hinted.length > 0) {
     const commands = hinted.map((task) => `npm run hint ${commandName(lesson)} ${task}`).join(', ');
-    const named = hinted.length === 1 ? `task ${hinted[0]}` : `tasks ${hinted.slice(0, -1).join(', ')} and ${hinted.at(-1)}`;
-    console.log(`Stuck on ${named}? ${hinted.length === 1 ? 'Its hint' : 'Their hints'}: ${commands}`);
+    const one = hinted.length === 1;
+    const named = one ? `task ${hinted[0]}` : `tasks ${hinted.slice(0, -1).join(', ')} and ${hinted.at(-1)}`;
+    console.log(`Stuck on ${named}? ${one ? 'Its hint' : 'Their hints'}: ${commands}`);
   } else if (hints > 0) {
     console.log(`Stuck? npm run hint ${commandName(lesson)} gives ${hints} hints, one step at a time.`);
   }

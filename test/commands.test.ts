@@ -8,7 +8,8 @@
 // - a pass marks the lesson done; progress, hint and check then move on to the next
 // - a target the check could not measure prints as not measured, never as ✔ or as an
 //   inequality, is counted in the summary, and keeps the lesson from being marked done
-// - hint shows the next hint each run; a failing check names the hint for its task
+// - hint shows the next hint each run; a failing check names the hint for each task
+//   its verdict points to
 // - reset asks first, then restores the starter byte for byte and clears the mark
 // - solution waits until the lesson is done, unless --force
 // - watch re-runs on a save, restarts a run cut short by a save (one line naming the
@@ -32,6 +33,7 @@ const SOLUTION_1 = path.join('solutions', '01-blocking-server', 'server.ts');
 const LESSON_2 = path.join('lessons', '02-basic-cluster', 'server.ts');
 const STARTER_3 = path.join('starters', '03-restart-and-isolation', 'server.ts');
 const SOLUTION_2 = path.join('solutions', '02-basic-cluster', 'server.ts');
+const STARTER_7 = path.join('starters', '07-worker-threads', 'server.ts');
 const RUN_TIMEOUT_MS = 60_000;
 const CLEANUP_WAIT_MS = 3_000;
 
@@ -193,6 +195,13 @@ describe('the commands', function () {
       const task = result.output.match(/\(task (\d+)\)/)?.[1];
       assert(task, `the starter's verdict names no "(task N)": ${result.output}`);
       assert(result.output.includes(`Stuck on task ${task}? Its hint: npm run hint lesson-3 ${task}`), `the footer does not name hint ${task}: ${result.output}`);
+    });
+
+    it('names each hint when the verdict points to several tasks', async function () {
+      const result = await runScript('scripts/check.ts', ['lesson-7', '--file', STARTER_7], { cwd: scratch, timeoutMs: RUN_TIMEOUT_MS });
+      assert(result.code === 1, `exit code ${result.code}, expected 1: ${result.output}`);
+      const footer = 'Stuck on tasks 1, 3 and 4? Their hints: npm run hint lesson-7 1, npm run hint lesson-7 3, npm run hint lesson-7 4';
+      assert(result.output.includes(footer), `expected the footer "${footer}": ${result.output}`);
     });
   });
 
