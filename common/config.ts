@@ -9,6 +9,9 @@ export interface ServerConfig {
   // From lesson 6 on: how long a worker may go without showing the primary that its event
   // loop runs before the primary kills it as hung.
   hangTimeoutMs: number;
+  // From lesson 5 on: how long a draining worker may take over the requests it has before
+  // it is killed. Longer than your slowest request; the checks set it to fit theirs.
+  drainTimeoutMs: number;
 }
 
 const DEFAULT_PORT = 3000;
@@ -16,6 +19,7 @@ const DEFAULT_PORT = 3000;
 const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_HEAVY_ROUNDS = 15;
 const DEFAULT_HANG_TIMEOUT_MS = 3_000;
+const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   return {
@@ -24,6 +28,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     workers: readInteger(env, 'WORKERS', os.availableParallelism(), 1),
     heavyRounds: readInteger(env, 'HEAVY_ROUNDS', DEFAULT_HEAVY_ROUNDS, 1),
     hangTimeoutMs: readInteger(env, 'HANG_TIMEOUT_MS', DEFAULT_HANG_TIMEOUT_MS, 1),
+    drainTimeoutMs: readInteger(env, 'DRAIN_TIMEOUT_MS', DEFAULT_DRAIN_TIMEOUT_MS, 1),
   };
 }
 

@@ -3,9 +3,21 @@
 import fs from 'node:fs';
 import type net from 'node:net';
 
+export const BAD_RELEASES = ['crash-after-listen', 'never-listen'] as const;
+export type BadRelease = (typeof BAD_RELEASES)[number];
+// Longer than a reload's STABILITY_WINDOW_MS (500 ms), so that a window timed from the
+// fork is over by the time the worker listens; the crash comes well inside one timed from
+// 'listening'.
+export const LATE_LISTEN_MS = 800;
+export const CRASH_AFTER_LISTENING_MS = 150;
+
 // CRASH_AT_BOOT=1 makes every worker throw before it listens, as one with a bad config or
 // a missing dependency would. CRASH_AT_BOOT_FILE=path does the same while that file
 // exists, so a check can turn boot crashes on and off while the cluster runs.
+// BAD_RELEASE_FILE=path: a worker that starts while that file exists is one of a bad
+// release of the kind the file names: `crash-after-listen` listens LATE_LISTEN_MS after it
+// calls listen() and throws CRASH_AFTER_LISTENING_MS after that, from a timer;
+// `never-listen` never listens. Lesson 5's check sets it.
 // CRASH_AFTER_LISTEN_MS=N makes a worker throw N ms after it listens, from a timer and
 // outside any request, as a bug in a background job would. IGNORE_SIGTERM=1 makes it
 // carry on after SIGTERM, as one stuck in its shutdown would.
@@ -14,6 +26,8 @@ export function injectFaults(server: net.Server, env: NodeJS.ProcessEnv = proces
   if (env.CRASH_AT_BOOT === '1' || (marker && fs.existsSync(marker))) {
     throw new Error(`CRASH_AT_BOOT: worker ${process.pid} crashed at boot`);
   }
+  const release = readBadRelease(env.BAD_RELEASE_FILE);
+  if (release) injectBadRelease(server, release);
   if (env.IGNORE_SIGTERM === '1') {
     process.on('SIGTERM', () => console.log(`worker ${process.pid} ignores SIGTERM (IGNORE_SIGTERM=1)`));
   }
@@ -23,6 +37,27 @@ export function injectFaults(server: net.Server, env: NodeJS.ProcessEnv = proces
     setTimeout(() => {
       throw new Error(`CRASH_AFTER_LISTEN_MS=${afterMs}: worker ${process.pid} crashed outside any request`);
     }, afterMs);
+  });
+}
+
+function readBadRelease(file: string | undefined): BadRelease | undefined {
+  if (!file || !fs.existsSync(file)) return undefined;
+  const kind = fs.readFileSync(file, 'utf8').trim();
+  return BAD_RELEASES.find((release) => release === kind);
+}
+
+function injectBadRelease(server: net.Server, release: BadRelease): void {
+  const listen = server.listen;
+  server.listen = function (this: net.Server, ...args: unknown[]) {
+    if (release === 'never-listen') return this;
+    setTimeout(() => listen.apply(this, args as Parameters<typeof listen>), LATE_LISTEN_MS);
+    return this;
+  } as typeof listen;
+  if (release !== 'crash-after-listen') return;
+  server.once('listening', () => {
+    setTimeout(() => {
+      throw new Error(`BAD_RELEASE_FILE crash-after-listen: worker ${process.pid} crashed ${CRASH_AFTER_LISTENING_MS} ms after it listened`);
+    }, CRASH_AFTER_LISTENING_MS);
   });
 }
 

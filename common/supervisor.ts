@@ -16,9 +16,8 @@ const MAX_RESTART_DELAY_MS = 1_000;
 const STABLE_UPTIME_MS = 5_000;
 const DEATH_LIMIT = 5;
 const DEATH_WINDOW_MS = 10_000;
-// Lesson 5: how long a draining worker may take before it is killed, and how a reload
-// tries out a new worker before an old one drains.
-const DRAIN_TIMEOUT_MS = 10_000;
+// Lesson 5: how a reload tries out a new worker before an old one drains. How long a
+// draining worker may take before it is killed is config.drainTimeoutMs.
 const LISTEN_TIMEOUT_MS = 10_000;
 const STABILITY_WINDOW_MS = 500;
 
@@ -48,8 +47,10 @@ let restartAttempt = 0;
 let stopping = false;
 let reloading = false;
 let reloadRequested = false;
+let drainTimeoutMs = 0;
 
 export function startSupervisor(config: ServerConfig): Supervisor {
+  drainTimeoutMs = config.drainTimeoutMs;
   for (let i = 0; i < config.workers; i++) cluster.fork();
   let listening = 0;
   cluster.on('listening', (worker) => {
@@ -87,6 +88,8 @@ function handleWorkerMessage(worker: Worker, message: DrainingMessage): void {
   serving.delete(worker);
   if (serving.size > 0) closeWorker(worker);
   else closeWhenServed.add(worker);
+  // A new worker on trial is not replaced: the reload sees it exit and stops.
+  if (onTrial.has(worker)) return;
   if (message.request) {
     console.log(`worker ${worker.process.pid} crashed on ${message.request}: replacing it at once`);
     replaced.add(worker);
@@ -176,16 +179,16 @@ async function waitUntilReady(worker: Worker): Promise<string | undefined> {
   return Promise.race([sleep(STABILITY_WINDOW_MS, undefined, { ref: false }), died]);
 }
 
-// Drains `worker` and resolves once it has exited, killing it after DRAIN_TIMEOUT_MS.
+// Drains `worker` and resolves once it has exited, killing it after drainTimeoutMs.
 async function retireWorker(worker: Worker): Promise<void> {
   if (stoppedOnPurpose.has(worker) || worker.isDead()) return;
   stoppedOnPurpose.add(worker);
   const exited = once(worker, 'exit');
   if (worker.isConnected()) worker.send(SHUTDOWN);
   const timer = setTimeout(() => {
-    console.error(`worker ${worker.process.pid} still running ${DRAIN_TIMEOUT_MS / 1000} s after SHUTDOWN: killing it`);
+    console.error(`worker ${worker.process.pid} still running ${drainTimeoutMs / 1000} s after SHUTDOWN: killing it`);
     worker.process.kill('SIGKILL');
-  }, DRAIN_TIMEOUT_MS);
+  }, drainTimeoutMs);
   await exited;
   clearTimeout(timer);
 }

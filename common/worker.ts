@@ -13,7 +13,6 @@ import { computeHeavy } from './heavy.ts';
 import { CLOSE, DRAINING, SHUTDOWN, type DrainingMessage } from './messages.ts';
 import { sendJson } from './respond.ts';
 
-const DRAIN_TIMEOUT_MS = 10_000;
 const KEEP_ALIVE_GRACE_MS = 1_000;
 
 // The response of the request whose code is running, even inside its callbacks.
@@ -25,13 +24,14 @@ export function startWorker(config: ServerConfig): http.Server {
   const server = http.createServer((req, res) => currentResponse.run(res, () => handleRequest(config, req, res)));
   // The checks make workers crash through the environment (common/faults.ts).
   injectFaults(server);
-  process.on('uncaughtException', handleUncaughtException);
+  const drainTimeoutMs = config.drainTimeoutMs;
+  process.on('uncaughtException', (error) => handleUncaughtException(error, drainTimeoutMs));
   process.on('message', (message) => {
-    if (message === SHUTDOWN) drain(server, 0);
-    if (message === CLOSE) drain(server, 1);
+    if (message === SHUTDOWN) drain(server, 0, drainTimeoutMs);
+    if (message === CLOSE) drain(server, 1, drainTimeoutMs);
   });
-  process.on('SIGTERM', () => drain(server, 0));
-  process.on('SIGINT', () => drain(server, 0));
+  process.on('SIGTERM', () => drain(server, 0, drainTimeoutMs));
+  process.on('SIGINT', () => drain(server, 0, drainTimeoutMs));
   server.listen(config.port, config.host);
   return server;
 }
@@ -60,7 +60,7 @@ function handleRequest(config: ServerConfig, req: http.IncomingMessage, res: htt
   sendJson(res, 404, { error: `no route for ${req.url}` });
 }
 
-function handleUncaughtException(error: Error): void {
+function handleUncaughtException(error: Error, drainTimeoutMs: number): void {
   console.error(`worker ${process.pid} uncaught exception:`, error);
   const res = currentResponse.getStore();
   if (res && !res.headersSent) {
@@ -71,10 +71,10 @@ function handleUncaughtException(error: Error): void {
   crashed = true;
   const message: DrainingMessage = { type: DRAINING, request: res && `${res.req.method} ${res.req.url}` };
   cluster.worker?.send(message);
-  setTimeout(() => process.exit(1), DRAIN_TIMEOUT_MS).unref();
+  setTimeout(() => process.exit(1), drainTimeoutMs).unref();
 }
 
-function drain(server: http.Server, exitCode: number): void {
+function drain(server: http.Server, exitCode: number, drainTimeoutMs: number): void {
   if (draining) return;
   draining = true;
   net.Server.prototype.close.call(server, () => {
@@ -84,5 +84,5 @@ function drain(server: http.Server, exitCode: number): void {
   // A timer due during a long /heavy runs before the requests that came meanwhile are
   // read, and would close their connections as idle: setImmediate lets them be read first.
   setTimeout(() => setImmediate(() => server.closeIdleConnections()), KEEP_ALIVE_GRACE_MS).unref();
-  setTimeout(() => process.exit(exitCode), DRAIN_TIMEOUT_MS).unref();
+  setTimeout(() => process.exit(exitCode), drainTimeoutMs).unref();
 }

@@ -7,16 +7,22 @@ import { parseCommandLine, runCommand } from './lib/cli.ts';
 import { EXIT_FAIL, EXIT_PASS, UsageError } from './lib/errors.ts';
 import { REPO_ROOT } from './lib/paths.ts';
 
-const USAGE = `Usage: npm run test:repeat -- [runs] [--busy-core]
+const USAGE = `Usage: npm run test:repeat -- [runs] [--grep TEXT] [--busy-core]
 
 Runs the test suite (mocha, after one typecheck) the given number of times, 10 by
 default, and reports each failure with the output of the check that failed. Each
 run's whole output is kept in .cache/test-repeat/run-N.log.
 
 Options:
+  --grep TEXT  run only the tests whose title contains TEXT (mocha's --grep), such
+               as one lesson's: 05-graceful-reload
   --busy-core  keep one core busy with another process during the runs, as a
                noisy neighbour would
-  --help       show this help`;
+  --help       show this help
+
+Examples:
+  npm run test:repeat -- 3
+  npm run test:repeat -- 10 --grep "05-graceful-reload passes the solution"`;
 
 const DEFAULT_RUNS = 10;
 const FAILURE_LINES = 40;
@@ -25,6 +31,7 @@ const LOG_DIR = path.join(REPO_ROOT, '.cache', 'test-repeat');
 async function main(): Promise<number> {
   const { values, positionals } = parseCommandLine(process.argv.slice(2), {
     'busy-core': { type: 'boolean', default: false },
+    grep: { type: 'string' },
     help: { type: 'boolean', default: false },
   });
   if (values.help) {
@@ -43,12 +50,13 @@ async function main(): Promise<number> {
   try {
     for (let index = 1; index <= runs; index++) {
       const started = performance.now();
-      const result = await run('npx', ['mocha']);
+      const result = await run('npx', ['mocha', ...(values.grep ? ['--grep', values.grep] : [])]);
       const minutes = ((performance.now() - started) / 60_000).toFixed(1);
       // A stopped repeat keeps the runs it finished, with every check's figures.
       writeFileSync(path.join(LOG_DIR, `run-${index}.log`), result.output);
-      const passing = result.output.match(/(\d+) passing/)?.[1] ?? '?';
+      const passing = result.output.match(/(\d+) passing/)?.[1] ?? '0';
       const failing = result.output.match(/(\d+) failing/)?.[1] ?? '0';
+      if (values.grep && passing === '0' && failing === '0') throw new UsageError(`No test's title contains "${values.grep}".`);
       console.log(`run ${index}/${runs}: ${result.code === 0 ? 'pass' : 'FAIL'}, ${passing} passing, ${failing} failing, ${minutes} min`);
       if (result.code === 0) continue;
       // At once, so a long repeat shows what failed while it goes on.

@@ -26,7 +26,7 @@ import { supportedMajors } from '../scripts/lib/node-versions.ts';
 import { findFreePort } from '../scripts/lib/ports.ts';
 import { leftoverProcesses, makeScratchCopy, runScript, spawnScript, waitFor } from './helpers.ts';
 
-const COMMANDS = ['check', 'watch', 'hint', 'progress', 'reset', 'solution', 'serve', 'compare', 'test:node'];
+const COMMANDS = ['check', 'watch', 'hint', 'progress', 'reset', 'solution', 'serve', 'compare', 'test:node', 'test:repeat'];
 const LESSON_1 = path.join('lessons', '01-blocking-server', 'server.ts');
 const STARTER_1 = path.join('starters', '01-blocking-server', 'server.ts');
 const SOLUTION_1 = path.join('solutions', '01-blocking-server', 'server.ts');
@@ -90,6 +90,14 @@ describe('the commands', function () {
       const result = await run('test-node', ['lts']);
       assert(result.code === 2, `exit code ${result.code}, expected 2: ${result.output}`);
       assert(result.output.startsWith('"lts" is no Node.js major') && result.output.includes('Usage: npm run test:node'), result.output);
+    });
+
+    it('test:repeat runs only the tests --grep names, and says so when it names none', async function () {
+      const some = await run('test-repeat', ['1', '--grep', 'findFreePorts gives']);
+      assert(some.code === 0 && some.output.includes('run 1/1: pass, 1 passing, 0 failing'), `exit code ${some.code}: ${some.output}`);
+      const none = await run('test-repeat', ['1', '--grep', 'no test has this title']);
+      assert(none.code === 2, `exit code ${none.code}, expected 2: ${none.output}`);
+      assert(none.output.includes(`No test's title contains "no test has this title".`), none.output);
     });
 
     it('rejects an unknown flag with exit code 2 and the usage', async function () {
