@@ -59,7 +59,8 @@ export function leftoverProcesses(root = REPO_ROOT): string[] {
 // A copy of the course to run commands in, so they can change files and progress freely.
 export function makeScratchCopy(): string {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'course-scratch-'));
-  for (const entry of ['common', 'lessons', 'solutions', 'starters', 'scripts', 'package.json', 'tsconfig.json', 'README.md']) {
+  // test/ and .mocharc.json too: test:repeat typechecks and runs the suite in the copy.
+  for (const entry of ['common', 'lessons', 'solutions', 'starters', 'scripts', 'test', '.mocharc.json', 'package.json', 'tsconfig.json', 'README.md']) {
     fs.cpSync(path.join(REPO_ROOT, entry), path.join(root, entry), { recursive: true });
   }
   fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(root, 'node_modules'));

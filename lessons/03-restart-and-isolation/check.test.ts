@@ -151,7 +151,7 @@ describe('lesson 3: worker restart and error isolation', function () {
       target(
         `pool of ${POOL_WORKERS} healed ${formatMs(heal.ms)} after GET /crash: worker ${heal.crashed} gone, ${joined.join(', ')} joined (≤ ${HEAL_TIMEOUT_MS / 1000} s)`,
         heal.healed,
-        `the pool was not back to ${POOL_WORKERS} answering workers within ${HEAL_TIMEOUT_MS / 1000} s of GET /crash: fork the replacement as soon as the crashing worker stops accepting, with a short first RESTART_DELAY_MS (tasks 5 and 6)`,
+        `the pool was not back to ${POOL_WORKERS} answering workers within ${HEAL_TIMEOUT_MS / 1000} s of GET /crash: fork the replacement of a worker that a request killed at once, with no backoff, when its DRAINING message names that request (task 5)`,
       );
     });
   });
@@ -189,7 +189,8 @@ describe('lesson 3: worker restart and error isolation', function () {
       assert(
         answeredOk,
         `the request worker ${worker} had begun before it crashed got ${outcome}: the worker exited without answering it, so it dropped requests it had already accepted. ` +
-          `On an uncaught exception, stop accepting with server.close() and exit once the requests in flight are answered (or after DRAIN_TIMEOUT_MS), not at once (task 2).`,
+          `On an uncaught exception, send DRAINING and go on serving; on the primary's CLOSE, stop accepting with net.Server.prototype.close.call(server, ...) (http's own close() also drops a connection whose request is not read yet), ` +
+            `and leave with cluster.worker.disconnect() once its connections have ended, or after DRAIN_TIMEOUT_MS, not at once (task 2).`,
       );
     });
 
@@ -378,11 +379,14 @@ describe('lesson 3: worker restart and error isolation', function () {
       );
       assert(givingUp, `the primary ${howItEnded(cluster.exitInfo!)} but printed no line containing "giving up": say why it stops (task 7)`);
       assert(cluster.exitInfo!.code !== 0, `the primary ${howItEnded(cluster.exitInfo!)} after it gave up, expected a non-zero code: set process.exitCode = 1 (task 7)`);
+      assert(!gaveUpEarly(cluster, lateForks), gaveUpEarlyVerdict(lateForks, earlyGaps.length));
     });
 
     it('doubles the restart delay in a crash loop, and starts again from the first once stable', function () {
       const shown = (gaps: number[]) => gaps.map((gap) => formatMs(gap)).join(', ') || 'none';
       note(`restart delays in a short loop at launch: ${shown(earlyGaps)}; in the loop ${LATE_LOOP_AFTER_MS / 1000} s later: ${shown(lateGaps)}`);
+      // A primary that gave up too soon left too few delays to measure: the window's fault.
+      assert(!gaveUpEarly(cluster, lateForks), gaveUpEarlyVerdict(lateForks, earlyGaps.length));
       assert(lateGaps.length >= 2, `only ${lateGaps.length + 1} workers crashed at boot in the late loop, too few to measure a backoff (task 6)`);
       const [first] = lateGaps;
       const last = lateGaps.at(-1)!;
@@ -505,8 +509,8 @@ function findGivingUp(server: ServerProcess): string | undefined {
   return `${server.stdout}\n${server.stderr}`.split('\n').find((line) => /giving up/i.test(line));
 }
 
-function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+function plural(count: number, noun: string, nouns = `${noun}s`): string {
+  return `${count} ${count === 1 ? noun : nouns}`;
 }
 
 // Starts a crash loop: every new worker crashes at boot while `marker` exists, and one
@@ -517,6 +521,19 @@ async function startLoop(cluster: ServerProcess, log: WorkerLog, marker: string)
   fs.writeFileSync(marker, '');
   await sendCrash(cluster);
   return first;
+}
+
+// With one worker, a loop's forks are its deaths: each crashed at boot before the next was
+// forked. A primary that gave up on fewer than DEATH_LIMIT of them counted older deaths.
+function gaveUpEarly(cluster: ServerProcess, forks: WorkerLife[]): boolean {
+  return cluster.exitInfo !== null && findGivingUp(cluster) !== undefined && forks.length < DEATH_LIMIT;
+}
+
+function gaveUpEarlyVerdict(forks: WorkerLife[], earlyDeaths: number): string {
+  return (
+    `the primary gave up after only ${plural(forks.length, 'boot crash', 'boot crashes')} in a loop that began ${LATE_LOOP_AFTER_MS / 1000} s after launch, fewer than DEATH_LIMIT=${DEATH_LIMIT}: ` +
+    `it still counted deaths more than DEATH_WINDOW_MS old (the ${earlyDeaths} of the short loop at launch). On each counted death, drop the entries older than DEATH_WINDOW_MS before you count them, so the window slides (task 7)`
+  );
 }
 
 // The largest number of `deaths` within any DEATH_WINDOW_MS.

@@ -142,6 +142,7 @@ describe('lesson 5: graceful shutdown and rolling reload', function () {
         const run = await loadWithReloads(cluster, { ...RELOAD_LOAD, keepAlive });
         for (const [index, reload] of run.reloads.entries()) note(`reload ${index + 1}: ${describeReload(reload)}`);
         if (run.tailSeconds < 0) note(`the load ended ${(-run.tailSeconds).toFixed(1)} s before the last reload did (a busy machine?)`);
+        note('not checked: that a worker leaves with disconnect(), not process.exit(); a connection handed over in its last moment is lost only by chance (task 3)');
 
         assertPrimarySurvived(cluster);
         assertReplaced(run.reloads);

@@ -43,7 +43,7 @@ function sendHeartbeats(): void {
 }
 
 function watchHeartbeats(supervisor: Supervisor): void {
-  // TODO (2): Record when each worker last showed its event loop runs: from 'listening', then at each Heartbeat; forget it on 'exit'. Print a line with "blocked" when a Heartbeat reports more than a quarter of HANG_TIMEOUT_MS.
+  // TODO (2): Record when each worker last showed its event loop runs: from 'listening', then at each Heartbeat; forget it on 'exit'. When a Heartbeat reports more than a quarter of HANG_TIMEOUT_MS, print a line with "blocked", the pid and the block in ms.
   const lastSeen = new Map<Worker, number>();
   cluster.on('listening', (worker) => lastSeen.set(worker, performance.now()));
   cluster.on('exit', (worker) => lastSeen.delete(worker));

@@ -36,7 +36,7 @@ function sendHeartbeats(): void {
 }
 
 function watchHeartbeats(supervisor: Supervisor): void {
-  // TODO (2): Record when each worker last showed its event loop runs: from 'listening', then at each Heartbeat; forget it on 'exit'. Print a line with "blocked" when a Heartbeat reports more than a quarter of HANG_TIMEOUT_MS.
+  // TODO (2): Record when each worker last showed its event loop runs: from 'listening', then at each Heartbeat; forget it on 'exit'. When a Heartbeat reports more than a quarter of HANG_TIMEOUT_MS, print a line with "blocked", the pid and the block in ms.
   // TODO (3): Every HEARTBEAT_INTERVAL_MS, find the workers silent for longer than HANG_TIMEOUT_MS. unref() the timer.
   // TODO (4): Kill a hung worker with SIGKILL: its SIGTERM handler needs the event loop that is blocked. Print its pid and how long it was silent.
   // TODO (5): Call supervisor.markHung(worker) first, so the supervisor replaces it at once, uncounted; fork nothing yourself.
