@@ -17,6 +17,8 @@
 //   short loop of 3 boot crashes at launch left them (the backoff resets once stable)
 // - workers that listen and then crash with no request running (CRASH_AFTER_LISTEN_MS)
 //   are counted too: the primary gives up on them within 15 s
+// - workers killed by a signal (SIGKILL, as the OOM killer or kill -9 sends), each once it
+//   answers, are counted too: the primary gives up on them, exits non-zero, within 20 s
 // - SIGTERM to the primary, whose workers ignore SIGTERM (IGNORE_SIGTERM=1, as a worker
 //   stuck in its shutdown would) and one of which is busy with a long /heavy, ends every
 //   process of the cluster within 5 s: the primary forks no worker, outlives every worker, and
@@ -37,7 +39,7 @@ import { assert } from 'chai';
 import { heavyRounds, TARGET_HEAVY_MS } from '../../scripts/lib/calibrate.ts';
 import { busyMachineReason, collectPids, median, referenceFile, startFile, startTarget, targetFile } from '../../scripts/lib/checks.ts';
 import { floodWithCrashes, holdRequest, sendCrash, watchHeal, watchReplacement, WorkerLog, type Flood, type Replacement, type WorkerLife } from '../../scripts/lib/crashes.ts';
-import { get } from '../../scripts/lib/http.ts';
+import { get, pidOf } from '../../scripts/lib/http.ts';
 import { canConnect } from '../../scripts/lib/ports.ts';
 import { formatMs, note, skipTarget, target } from '../../scripts/lib/report.ts';
 import { HOST, howItEnded, launchServer, type ServerProcess } from '../../scripts/lib/server-process.ts';
@@ -97,6 +99,12 @@ const TIMER_CRASH_WORKERS = 1;
 const TIMER_CRASH_AFTER_MS = 300;
 const TIMER_LOOP_TIMEOUT_MS = 15_000;
 const CRASH_EXIT_WAIT_MS = 2_000;
+// Each worker is SIGKILLed once it answers, so the deaths come one boot apart (under 1 s
+// here, plus the backoff): DEATH_LIMIT of them fall well within DEATH_WINDOW_MS.
+const SIGNAL_WORKERS = 1;
+const MAX_SIGNAL_KILLS = DEATH_LIMIT + 3;
+const SIGNAL_LOOP_TIMEOUT_MS = 20_000;
+const ANSWER_POLL_MS = 50;
 const SERIAL_SERVER = referenceFile('01-blocking-server');
 
 describe('lesson 3: worker restart and error isolation', function () {
@@ -438,6 +446,38 @@ describe('lesson 3: worker restart and error isolation', function () {
     });
   });
 
+  describe(`workers killed by a signal, as the OOM killer or kill -9 does, WORKERS=${SIGNAL_WORKERS}`, function () {
+    let cluster: ServerProcess;
+
+    after(async function () {
+      await cluster?.stop();
+    });
+
+    it(`counts them as a crash loop and gives up within ${SIGNAL_LOOP_TIMEOUT_MS / 1000} s`, async function () {
+      cluster = await startTarget({ WORKERS: String(SIGNAL_WORKERS) });
+      cluster.exitExpected = true;
+      const killed: number[] = [];
+      const started = performance.now();
+      const deadline = started + SIGNAL_LOOP_TIMEOUT_MS;
+      while (!cluster.exitInfo && killed.length < MAX_SIGNAL_KILLS) {
+        const pid = await answeringWorker(cluster, killed, deadline);
+        if (pid === undefined) break;
+        process.kill(pid, 'SIGKILL');
+        killed.push(pid);
+      }
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      const exit = cluster.exitInfo ?? (await Promise.race([cluster.exited, sleep(CRASH_EXIT_WAIT_MS).then(() => null)]));
+      note(`${plural(killed.length, 'worker')} SIGKILLed in ${seconds} s, each once it answered; the primary ${exit ? howItEnded(exit) : 'is still running'}`);
+      assert(
+        exit,
+        `${plural(killed.length, 'worker')} killed with SIGKILL in ${seconds} s, each replaced, and the primary was still forking. A death by a signal (the OOM killer, kill -9) is a death no request explains: ` +
+          `when cluster.on('exit') gives you a signal instead of a code, count the death toward DEATH_LIMIT and wait out the backoff, as for any exit without a DRAINING message (tasks 6 and 7)`,
+      );
+      assert(findGivingUp(cluster), `the primary ${howItEnded(exit)} but printed no line containing "giving up": say why it stops (task 7)`);
+      target(`${plural(killed.length, 'worker')} SIGKILLed ≤ ${MAX_SIGNAL_KILLS}; the primary ${howItEnded(exit)} after ${seconds} s`, exit.code !== 0, `the primary ${howItEnded(exit)}, expected a non-zero code: set process.exitCode = 1 (task 7)`);
+    });
+  });
+
   describe(`SIGTERM to the primary, WORKERS=${POOL_WORKERS}`, function () {
     let cluster: ServerProcess;
 
@@ -507,6 +547,17 @@ describe('lesson 3: worker restart and error isolation', function () {
 
 function findGivingUp(server: ServerProcess): string | undefined {
   return `${server.stdout}\n${server.stderr}`.split('\n').find((line) => /giving up/i.test(line));
+}
+
+// The pid of a worker that answers /light and is not one of `killed`, or undefined if
+// none does by `deadline` or the primary has exited.
+async function answeringWorker(cluster: ServerProcess, killed: number[], deadline: number): Promise<number | undefined> {
+  while (!cluster.exitInfo && performance.now() < deadline) {
+    const pid = await get(cluster.url('/light'), 1_000).then(pidOf, () => undefined);
+    if (pid !== undefined && !killed.includes(pid)) return pid;
+    await sleep(ANSWER_POLL_MS);
+  }
+  return undefined;
 }
 
 function plural(count: number, noun: string, nouns = `${noun}s`): string {

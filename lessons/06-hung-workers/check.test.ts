@@ -7,8 +7,17 @@
 //   answered, its worker is kept, and the primary prints one line saying it was "blocked",
 //   with a number of ms that fits the block (and no such line while the workers are idle)
 // - a worker that crashes on /crash and exits is not then taken for hung
+// - the newest worker, last among the workers, hung (over a connection of its own) after its
+//   heartbeats began: killed as the first was, so the look goes over every worker
+// - a new worker that hangs just after it listens, before its first heartbeat
+//   (HANG_AFTER_LISTEN_FILE), is killed as any hung worker is: the watch begins at
+//   'listening'
+// - a new worker that blocks for 2.5 s at boot, before it listens (SLOW_BOOT_FILE), is
+//   left to boot and serves: its clock starts at 'listening', not at the fork
 // - hangs repeated (both workers at once, 3 times in a row, HANG_TIMEOUT_MS=800) never
 //   make the primary give up: a worker that hung while serving is a request's fault
+// - SIGTERM while the one worker drains a request held open (WORKERS=1): the worker's
+//   loop runs, so it beats on, is not killed as hung, and answers the request 3 s later
 // - SIGTERM to the primary while a worker is hung: the whole cluster is gone within
 //   HANG_TIMEOUT_MS plus 3 s, not after the drain's 10 s, and no worker but the hung one
 //   is SIGKILLed
@@ -19,11 +28,17 @@
 // counted from the process table. Every wait is bounded, so a primary that never acts
 // fails the check instead of hanging it. A failure names the task of the lesson's README
 // (and the starter's numbered TODO) that it points to.
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assert } from 'chai';
 import { heavyRounds, TARGET_HEAVY_MS } from '../../scripts/lib/calibrate.ts';
 import { collectPids, targetFile } from '../../scripts/lib/checks.ts';
+import { holdRequest } from '../../scripts/lib/crashes.ts';
 import { get, pidOf, type HttpAnswer } from '../../scripts/lib/http.ts';
+import { SLOW_BOOT_MS } from '../../common/faults.ts';
 import { formatMs, note, skipTarget, target } from '../../scripts/lib/report.ts';
 import { howItEnded, startServer, type ServerProcess } from '../../scripts/lib/server-process.ts';
 import { readSpy, type SpyEvent } from '../../scripts/lib/spy-events.ts';
@@ -59,6 +74,17 @@ const REPEAT_TIMEOUT_MS = 800;
 const REPEAT_ROUNDS = 3;
 const STOP_HANG_SETTLE_MS = 300;
 const STOP_GONE_MS = HANG_TIMEOUT_MS + 3_000;
+// A request held open across SIGTERM for twice HANG_TIMEOUT_MS: the drain outlasts the timeout.
+const HELD_SETTLE_MS = 250;
+const HELD_DRAIN_MS = 2 * HANG_TIMEOUT_MS;
+// From the moment a new worker takes HANG_AFTER_LISTEN_FILE (before it listens) until it
+// is killed: the rest of its boot, then as for any hung worker.
+const LISTEN_HANG_KILL_MS = KILL_WITHIN_MS + 1_000;
+// Fresh connections tried until one reaches the worker to hang: round-robin deals them in turn.
+const REACH_TRIES = 10;
+
+// Set when the newest worker's hang was missed, so the next check does not blame its own task.
+let newestHangMissed = false;
 
 describe('lesson 6: hung workers', function () {
   describe(`a /hang on one of WORKERS=${WORKERS} workers, HANG_TIMEOUT_MS=${HANG_TIMEOUT_MS}`, function () {
@@ -103,12 +129,13 @@ describe('lesson 6: hung workers', function () {
         `${during.length} GET /light sent every ${PROBE_INTERVAL_MS} ms over fresh connections meanwhile: ${during.length - stalled.length} answered` +
           (stalled.length > 0 ? `; ${stalled.length} handed to the hung worker got no answer (after ${longest}: ${'error' in stalled[0].outcome ? stalled[0].outcome.error : ''}), as the lesson's README explains` : ''),
       );
+      note(`not checked on its own: that the primary looks every HEARTBEAT_INTERVAL_MS; each kill time here is one sample, and a look once per HANG_TIMEOUT_MS meets the ${KILL_WITHIN_MS / 1000} s target in some runs (task 3)`);
       note(`${pool.whole ? `${WORKERS} workers serving ${formatMs(pool.ms)} after the kill: ${pool.workers.join(', ')}` : `after ${formatMs(pool.ms)}: workers ${pool.workers.join(', ') || 'none'}`}`);
       assert(!cluster.exitInfo, `the primary exited after the hang, and the whole cluster with it`);
       target(
         `hung worker gone ${formatMs(killedAtMs)} after /hang (target: within HANG_TIMEOUT_MS + 1 s = ${KILL_WITHIN_MS / 1000} s)`,
         killedAtMs <= KILL_WITHIN_MS,
-        `the hung worker was killed ${formatMs(killedAtMs)} after the /hang, though HANG_TIMEOUT_MS was ${HANG_TIMEOUT_MS} ms: read the timeout from config.hangTimeoutMs, and look at the heartbeats' age every HEARTBEAT_INTERVAL_MS (task 3)`,
+        explainLateKill(hungPid, spy, killedAtMs),
       );
       assert(
         pool.most <= WORKERS,
@@ -159,6 +186,7 @@ describe('lesson 6: hung workers', function () {
         said.some((ms) => ms >= BUSY_HEAVY_MS / 2 && ms <= heavy.ms + PLAUSIBLE_SLACK_MS),
         `the line says the block was ${said.map((ms) => `${ms} ms`).join(', ')}, but the /heavy took ${formatMs(heavy.ms)}: send with each heartbeat how late its timer fired, the time since the last one less HEARTBEAT_INTERVAL_MS (task 1)`,
       );
+      note(`not checked: a figure overstated by up to HEARTBEAT_INTERVAL_MS (the time since the last heartbeat, not less the interval) fits within the ${PLAUSIBLE_SLACK_MS} ms allowed for one sample (task 1)`);
       assert(
         busyLines.length <= 2,
         `${busyLines.length} lines with "blocked" for worker ${busyPid} after one block of its event loop: each heartbeat should report only the delay since the one before (task 1)`,
@@ -168,13 +196,17 @@ describe('lesson 6: hung workers', function () {
 
   describe(`a /crash, WORKERS=${WORKERS}, HANG_TIMEOUT_MS=${HANG_TIMEOUT_MS}`, function () {
     let cluster: ServerProcess;
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'course-hang-after-listen-'));
+    const hangAfterListen = path.join(folder, 'hang-after-listen');
+    const slowBoot = path.join(folder, 'slow-boot');
 
     before(async function () {
-      cluster = await startWatched({ WORKERS: String(WORKERS), HANG_TIMEOUT_MS: String(HANG_TIMEOUT_MS) });
+      cluster = await startWatched({ WORKERS: String(WORKERS), HANG_TIMEOUT_MS: String(HANG_TIMEOUT_MS), HANG_AFTER_LISTEN_FILE: hangAfterListen, SLOW_BOOT_FILE: slowBoot });
     });
 
     after(async function () {
       await cluster?.stop();
+      fs.rmSync(folder, { recursive: true, force: true });
     });
 
     it('takes a worker that crashed and exited for gone, not for hung', async function () {
@@ -193,6 +225,89 @@ describe('lesson 6: hung workers', function () {
       );
       const pool = await watchPool(cluster, WORKERS, WHOLE_WITHIN_MS);
       target(`${pool.workers.length} workers serving after the crash (target: WORKERS=${WORKERS})`, pool.whole, `workers ${pool.workers.join(', ') || 'none'} after the crash, expected ${WORKERS}`);
+    });
+
+    it(`leaves alone a new worker that blocks for ${SLOW_BOOT_MS / 1000} s before it listens: it is booting, not hung`, async function () {
+      const workers = [...(await collectPids(cluster, WORKERS, WHOLE_WITHIN_MS, 0))];
+      fs.writeFileSync(slowBoot, '');
+      const crash = await settle(get(cluster.url('/crash'), PROBE_TIMEOUT_MS));
+      const takenAt = await waitUntilTaken(slowBoot, WHOLE_WITHIN_MS);
+      const slowPid = cluster.workerPids().find((pid) => !workers.includes(pid));
+      assert(
+        takenAt !== undefined && slowPid !== undefined,
+        `no new worker started within ${WHOLE_WITHIN_MS / 1000} s of a /crash (${describeOutcome(crash.outcome)}): keep startSupervisor(config) in the primary and startWorker(config) in each worker`,
+      );
+      const pool = await watchPool(cluster, WORKERS, SLOW_BOOT_MS + WHOLE_WITHIN_MS);
+      const signalled = readSpy(cluster.stderr).find((event) => event.pid === slowPid && event.what.startsWith('signal='));
+      const kept = pool.workers.includes(slowPid) && !signalled;
+      note(`new worker ${slowPid} blocked ${SLOW_BOOT_MS} ms at boot, before it listened: ${kept ? `kept, and serving ${formatMs(performance.now() - takenAt)} after it started` : signalled ? `sent ${signalled.what.slice('signal='.length)} by the primary` : `not serving (workers ${pool.workers.join(', ') || 'none'})`}`);
+      assert(
+        !signalled,
+        `new worker ${slowPid}, which blocked ${SLOW_BOOT_MS / 1000} s at boot before it listened, was sent ${signalled?.what.slice('signal='.length)} as hung: its clock started before it listened (at 'fork' or 'online'). ` +
+          `A worker that has not listened yet is booting: start its clock on cluster.on('listening') (task 2)`,
+      );
+      target(`new worker slow to boot kept and serving, ${WORKERS} workers (target: kept)`, kept && pool.whole, `workers ${pool.workers.join(', ') || 'none'} after a slow boot, expected ${WORKERS} with ${slowPid} among them`);
+    });
+
+    it('kills a hung worker wherever it is among the workers: the newest one', async function () {
+      const before = [...(await collectPids(cluster, WORKERS, WHOLE_WITHIN_MS, 0))];
+      const crash = await settle(get(cluster.url('/crash'), PROBE_TIMEOUT_MS));
+      const fresh = await watchPool(cluster, WORKERS, WHOLE_WITHIN_MS);
+      const newest = fresh.workers.find((pid) => !before.includes(pid));
+      assert(fresh.whole && newest !== undefined, `no new worker served within ${WHOLE_WITHIN_MS / 1000} s of a /crash (${describeOutcome(crash.outcome)}; workers ${fresh.workers.join(', ') || 'none'})`);
+      await waitForHeartbeats(cluster, [newest]);
+      const hangSent = performance.now();
+      const agent = await hangOn(cluster, newest);
+      try {
+        assert(agent, `no fresh connection reached worker ${newest} in ${REACH_TRIES} tries, to hang it`);
+        const goneMs = await waitUntilGone(newest, hangSent, KILL_WITHIN_MS + LATE_KILL_WAIT_MS);
+        const spy = readSpy(cluster.stderr);
+        note(`worker ${newest}, the newest, took GET /hang; ${goneMs === undefined ? `still running ${formatMs(KILL_WITHIN_MS + LATE_KILL_WAIT_MS)} later` : `gone ${formatMs(goneMs)} later`}${describeKill(newest, spy)}`);
+        if (goneMs === undefined) {
+          newestHangMissed = true;
+          const tried = spy.some((event) => event.pid === newest && (event.what.startsWith('signal=') || event.what === 'kill' || event.what === 'disconnect'));
+          assert.fail(
+            tried
+              ? explainNotKilled(newest, spy, KILL_WITHIN_MS + LATE_KILL_WAIT_MS)
+              : `worker ${newest}, the newest of the workers and the last in any list of them, hung after its heartbeats had begun, and was still running ${formatMs(KILL_WITHIN_MS + LATE_KILL_WAIT_MS)} later, never signalled: ` +
+                  `the look over the workers stopped before it. Go over every worker each time: skip one that is fine with \`continue\`, never \`return\` or \`break\` (task 3)`,
+          );
+        }
+        target(`newest worker hung, gone ${formatMs(goneMs)} after /hang (target: within ${formatMs(KILL_WITHIN_MS)})`, goneMs <= KILL_WITHIN_MS, explainLateKill(newest, spy, goneMs));
+      } finally {
+        agent?.destroy();
+      }
+      const pool = await watchPool(cluster, WORKERS, WHOLE_WITHIN_MS);
+      target(`${pool.workers.length} workers serving afterwards (target: WORKERS=${WORKERS})`, pool.whole, `workers ${pool.workers.join(', ') || 'none'} after the newest worker hung, expected ${WORKERS}: call supervisor.markHung(worker) before you kill it (task 5)`);
+    });
+
+    it("watches a new worker from 'listening': one that hangs before its first heartbeat is killed too", async function () {
+      const workers = [...(await collectPids(cluster, WORKERS, WHOLE_WITHIN_MS, 0))];
+      await waitForHeartbeats(cluster, workers);
+      fs.writeFileSync(hangAfterListen, '');
+      const crash = await settle(get(cluster.url('/crash'), PROBE_TIMEOUT_MS));
+      const takenAt = await waitUntilTaken(hangAfterListen, WHOLE_WITHIN_MS);
+      const hungPid = cluster.workerPids().find((pid) => !workers.includes(pid));
+      assert(
+        takenAt !== undefined && hungPid !== undefined,
+        `no new worker started within ${WHOLE_WITHIN_MS / 1000} s of a /crash (${describeOutcome(crash.outcome)}): keep startSupervisor(config) in the primary and startWorker(config) in each worker`,
+      );
+      const goneMs = await waitUntilGone(hungPid, takenAt, LISTEN_HANG_KILL_MS + LATE_KILL_WAIT_MS);
+      note(`new worker ${hungPid} hung just after it listened, before its first heartbeat; ${goneMs === undefined ? `still running ${formatMs(LISTEN_HANG_KILL_MS + LATE_KILL_WAIT_MS)} later` : `gone ${formatMs(goneMs)} after it started`}${describeKill(hungPid, readSpy(cluster.stderr))}`);
+      assert(
+        goneMs !== undefined,
+        `new worker ${hungPid} hung just after it listened, before it sent a heartbeat, and was still running ${formatMs(LISTEN_HANG_KILL_MS + LATE_KILL_WAIT_MS)} later: the watch began only at its first heartbeat, so a worker that never sends one is never watched. ` +
+          (newestHangMissed
+            ? `Or the look stopped before it, as it did for the newest worker above: go over every worker each time (task 3)`
+            : `Start each worker's clock on cluster.on('listening'), then move it on at each heartbeat (task 2)`),
+      );
+      target(
+        `new worker hung before its first heartbeat gone ${formatMs(goneMs)} after it started (target: within ${formatMs(LISTEN_HANG_KILL_MS)})`,
+        goneMs <= LISTEN_HANG_KILL_MS,
+        `new worker ${hungPid} hung before its first heartbeat and was killed only ${formatMs(goneMs)} after it started: count its silence from 'listening' (task 2), and look every HEARTBEAT_INTERVAL_MS (task 3)`,
+      );
+      const pool = await watchPool(cluster, WORKERS, WHOLE_WITHIN_MS);
+      target(`${pool.workers.length} workers serving afterwards (target: WORKERS=${WORKERS})`, pool.whole, `workers ${pool.workers.join(', ') || 'none'} after the hung new worker, expected ${WORKERS}: call supervisor.markHung(worker) before you kill it (task 5)`);
     });
   });
 
@@ -242,6 +357,38 @@ describe('lesson 6: hung workers', function () {
       }
       note(`${REPEAT_ROUNDS * WORKERS} hung workers killed and replaced; from the /hangs to a whole pool: ${replacedIn.map(formatMs).join(', ')}`);
       target(`primary still up after ${REPEAT_ROUNDS * WORKERS} hung workers, ${WORKERS} workers serving (target: never gives up)`, !cluster.exitInfo, 'the primary exited');
+    });
+  });
+
+  describe(`SIGTERM while a worker drains a slow request, WORKERS=1, HANG_TIMEOUT_MS=${HANG_TIMEOUT_MS}`, function () {
+    let cluster: ServerProcess;
+
+    before(async function () {
+      cluster = await startWatched({ WORKERS: '1', HANG_TIMEOUT_MS: String(HANG_TIMEOUT_MS) });
+    });
+
+    after(async function () {
+      await cluster?.stop();
+    });
+
+    it('leaves a draining worker alone while its event loop runs: it beats until it exits', async function () {
+      const [pid] = await collectPids(cluster, 1, WHOLE_WITHIN_MS, 0);
+      await waitForHeartbeats(cluster, [pid]);
+      const held = await holdRequest(cluster);
+      await sleep(HELD_SETTLE_MS);
+      cluster.exitExpected = true;
+      cluster.signal('SIGTERM');
+      await sleep(HELD_DRAIN_MS);
+      const answer = await held.finish(PROBE_TIMEOUT_MS);
+      const outcome = 'status' in answer ? `answered ${answer.status}` : answer.error;
+      const signalled = readSpy(cluster.stderr).find((event) => event.pid === pid && event.what.startsWith('signal='));
+      note(`GET /light held open on worker ${pid}, SIGTERM, then finished ${formatMs(HELD_DRAIN_MS)} later: ${outcome}${signalled ? `; the primary sent the worker ${signalled.what.slice('signal='.length)} ${formatMs(signalled.atMs)} into its run` : ''}`);
+      assert(
+        !signalled,
+        `worker ${pid} was sent ${signalled?.what.slice('signal='.length)} while it drained a request held open after SIGTERM (${outcome}), though its event loop was free: it stopped its heartbeats when it began to drain, so it looked hung. ` +
+          `A draining worker still runs its timers: let its heartbeats go on until it exits (the unref()ed interval ends with it), and stop nothing on SHUTDOWN or SIGTERM (task 1)`,
+      );
+      target(`the held request, finished ${formatMs(HELD_DRAIN_MS)} after SIGTERM: ${outcome} (target: 200)`, 'status' in answer && answer.status === 200, `the request held open across SIGTERM got ${outcome}, expected 200: keep startWorker(config) in each worker, which drains`);
     });
   });
 
@@ -313,6 +460,31 @@ async function waitForHeartbeats(cluster: ServerProcess, workers: number[]): Pro
   }
 }
 
+// Sends a /hang to worker `pid` over a keep-alive connection that first reached it with a
+// /light, and resolves to that connection's agent (destroy it once the worker is gone).
+async function hangOn(cluster: ServerProcess, pid: number): Promise<http.Agent | undefined> {
+  for (let i = 0; i < REACH_TRIES; i++) {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const answer = await get(cluster.url('/light'), PROBE_TIMEOUT_MS, agent).catch(() => undefined);
+    if (answer && pidOf(answer) === pid) {
+      void get(cluster.url('/hang'), KILL_WITHIN_MS + LATE_KILL_WAIT_MS, agent).catch(() => undefined);
+      return agent;
+    }
+    agent.destroy();
+  }
+  return undefined;
+}
+
+// Resolves to when a worker removed `file` (HANG_AFTER_LISTEN_FILE), or undefined.
+async function waitUntilTaken(file: string, timeoutMs: number): Promise<number | undefined> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if (!fs.existsSync(file)) return performance.now();
+    await sleep(POLL_INTERVAL_MS);
+  }
+  return undefined;
+}
+
 // Resolves to how long after `since` the process was gone, or undefined after `timeoutMs`.
 async function waitUntilGone(pid: number, since: number, timeoutMs: number): Promise<number | undefined> {
   while (performance.now() - since < timeoutMs) {
@@ -357,6 +529,21 @@ function explainNotKilled(pid: number, spy: SpyEvent[], waitedMs: number): strin
     `${running}: it had sent the primary heartbeats, and nothing was done when they stopped. ` +
     `Every HEARTBEAT_INTERVAL_MS, look at how long each worker has been silent, and SIGKILL one silent for longer than config.hangTimeoutMs (tasks 3 and 4)`
   );
+}
+
+// Why a hung worker died late: a gentler signal first, whose wait is lost time, or a late look.
+function explainLateKill(pid: number, spy: SpyEvent[], killedAtMs: number): string {
+  const mine = spy.filter((event) => event.pid === pid);
+  const sigkill = mine.find((event) => event.what === 'signal=SIGKILL');
+  const first = mine.find((event) => event !== sigkill && (event.what.startsWith('signal=') || event.what === 'kill' || event.what === 'disconnect'));
+  if (sigkill && first && first.atMs < sigkill.atMs) {
+    const what = first.what.startsWith('signal=') ? `sent it ${first.what.slice('signal='.length)}` : `called worker.${first.what}()`;
+    return (
+      `the hung worker was killed ${formatMs(killedAtMs)} after the /hang: the primary first ${what}, and sent SIGKILL only ${formatMs(sigkill.atMs - first.atMs)} later. ` +
+      `A blocked worker can run no handler and read no message, so that wait is lost time: send SIGKILL at once, with worker.process.kill('SIGKILL') (task 4)`
+    );
+  }
+  return `the hung worker was killed ${formatMs(killedAtMs)} after the /hang, though HANG_TIMEOUT_MS was ${HANG_TIMEOUT_MS} ms: read the timeout from config.hangTimeoutMs, and look at the heartbeats' age every HEARTBEAT_INTERVAL_MS (task 3)`;
 }
 
 function describeKill(pid: number, spy: SpyEvent[]): string {

@@ -6,6 +6,8 @@
 // - with WORKERS=3, bursts of /heavy, 8 at a time (more than the threads), are answered by
 //   exactly 3 thread ids, the same ones each burst: a fixed pool, reused, and no request
 //   fails: those beyond the threads wait in the queue
+// - with WORKERS=1, jobs that wait are answered in the order they came (a queue, not a
+//   stack): three /heavy sent 40 ms apart while the thread computes a long one
 // - /light stays fast while /heavy keeps the threads busy: its median under that load is
 //   at most a quarter of the lesson-1 server's under the same load, measured beside it
 // - /heavy throughput ≥ 1.4 × the lesson-1 server's (on 2 cores or more)
@@ -14,16 +16,22 @@
 //   a 500, no /heavy fails, and afterwards WORKERS threads answer again, no more
 // - when every thread throws before it is ready (CRASH_AT_BOOT=1), the server prints
 //   "giving up" and exits non-zero within 5 s
+// - with WORKERS=1: a thread that a /crash ends with process.exit(), so with no 'error'
+//   (THREAD_EXIT_ON_CRASH=1), costs that request a 500 and is replaced; a replacement that
+//   fails before it is ready (CRASH_AT_BOOT_FILE created before the /crash) makes the
+//   server give up, as at boot
 // - stopping the server leaves no process behind
 //
 // Thread ids come from the answers: Node numbers the threads of a process in the order
 // they start, so a thread started for each request shows as a new id each time.
 // A failure names the task of the lesson's README (and the starter's TODO) it points to.
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assert } from 'chai';
 import { computeHeavy } from '../../common/heavy.ts';
-import { heavyRounds } from '../../scripts/lib/calibrate.ts';
+import { heavyRounds, TARGET_HEAVY_MS } from '../../scripts/lib/calibrate.ts';
 import { busyMachineReason, coreCount, LIGHT_LOAD_CONCURRENCY, lightUnderLoad, measureSpeedup, referenceFile, startFile, startTarget, targetFile } from '../../scripts/lib/checks.ts';
 import { get, pidOf } from '../../scripts/lib/http.ts';
 import { runLoad } from '../../scripts/lib/load.ts';
@@ -37,6 +45,12 @@ const MAIN_THREAD = 0;
 const POOL_THREADS = 3;
 const BURST = { requests: 40, concurrency: 8, timeoutMs: 5_000 };
 const BURSTS = 3;
+// The queue's order: one thread, busy with a /heavy of about QUEUE_JOB_MS, while
+// QUEUE_WAITING more arrive QUEUE_GAP_MS apart, each long enough to be told apart.
+const QUEUE_JOB_MS = 300;
+const QUEUE_WAITING = 3;
+const QUEUE_GAP_MS = 40;
+const QUEUE_TIMEOUT_MS = 10_000;
 // /light under load may take this share of the lesson-1 server's under the same load.
 const MAX_LIGHT_SHARE = 0.25;
 // A share this high fails even on a busy machine: a main thread that computes /heavy makes
@@ -77,6 +91,7 @@ describe('lesson 7: worker threads', function () {
       // Sent as soon as the port is open, when the threads may not be ready yet.
       const answer = await get(server.url('/heavy')).catch((error: Error) => {
         throw new VerdictError(
+          explainNotCloned(server.stderr) ??
           `${error.message}: the job never reached a thread, or its answer never reached the request. A thread is idle once it posts READY and again after each Done (task 2), and dispatch() takes a job off the queue only for an idle thread (task 4)`,
         );
       });
@@ -84,7 +99,8 @@ describe('lesson 7: worker threads', function () {
       note(`GET /heavy: ${answer.status} ${answer.body}`);
       assert(
         answer.status === 200,
-        `GET /heavy, sent as soon as the server listened, answered ${answer.status} ${answer.body}, expected 200: a job that finds no thread ready waits in the queue, it is never turned away (task 3)`,
+        explainNotCloned(answer.status === 500 ? `GET /heavy answered 500 ${answer.body}` : undefined) ??
+          `GET /heavy, sent as soon as the server listened, answered ${answer.status} ${answer.body}, expected 200: a job that finds no thread ready waits in the queue, it is never turned away (task 3)`,
       );
       assert(body?.pid === server.pid, `GET /heavy answered with pid ${body?.pid}, expected ${server.pid}, the process the check started: this lesson's server is one process`);
       assert(typeof body.thread === 'number', `GET /heavy answered ${answer.body}, with no thread: answer the thread id the pool's thread sent back`);
@@ -111,15 +127,22 @@ describe('lesson 7: worker threads', function () {
     it('computes on the same WORKERS threads, request after request, and queues the rest', async function () {
       const seen: Set<number>[] = [];
       const failures: Burst[] = [];
+      const bursts: Burst[] = [];
       for (let i = 0; i < BURSTS; i++) {
         const burst = await sendBurst(server);
+        bursts.push(burst);
         note(`burst ${i + 1}: ${burst.requests} /heavy, ${BURST.concurrency} at a time: ${burst.failed} failed; threads ${[...burst.threads].join(', ')}`);
         seen.push(burst.threads);
         if (burst.failed > 0) failures.push(burst);
         if (burst.threads.size > POOL_THREADS || burst.failed > 0) break;
       }
       // Thread ids first: threads started per request may also make requests time out.
-      const all = new Set(seen.flatMap((threads) => [...threads]));
+      const all = new Set(seen.flatMap((threads) => [...threads]).filter((thread) => thread !== MAIN_THREAD));
+      const onMain = bursts.reduce((sum, burst) => sum + burst.onMain, 0);
+      assert(
+        onMain === 0,
+        `${onMain} of the /heavy sent ${BURST.concurrency} at a time were computed on the main thread (thread ${MAIN_THREAD}), not on a thread of the pool: a job that finds every thread busy waits in the queue (task 3) until dispatch() gives it to an idle thread (task 4); the main thread never computes it`,
+      );
       assert(
         all.size <= POOL_THREADS,
         `${all.size} different threads answered the /heavy of ${seen.length === 1 ? 'one burst' : `${seen.length} bursts`}, expected the same WORKERS=${POOL_THREADS}: start the threads once, in the pool (task 1), and reuse them; a thread started for each request costs its start every time`,
@@ -131,12 +154,46 @@ describe('lesson 7: worker threads', function () {
       );
       assert(
         !failed,
-        `${failed?.failed} of ${failed?.requests} /heavy failed with ${BURST.concurrency} sent at once to WORKERS=${POOL_THREADS} threads (${failed?.errors}): a request that finds every thread busy must wait in the queue for its turn (task 3)`,
+        explainNotCloned(failed?.failedBody && `GET /heavy answered ${failed.failedBody}`) ??
+          `${failed?.failed} of ${failed?.requests} /heavy failed with ${BURST.concurrency} sent at once to WORKERS=${POOL_THREADS} threads (${failed?.errors}): a request that finds every thread busy must wait in the queue for its turn (task 3)`,
       );
       const last = seen.at(-1)!;
       assert(
         last.size === POOL_THREADS,
         `${last.size} threads answered ${BURST.requests} /heavy sent ${BURST.concurrency} at a time, expected WORKERS=${POOL_THREADS}: start config.workers threads (task 1), and give a waiting job to any idle one (task 4)`,
+      );
+    });
+  });
+
+  describe('the queue, with WORKERS=1', function () {
+    let server: ServerProcess;
+
+    before(async function () {
+      server = await startTarget({ WORKERS: '1', HEAVY_ROUNDS: String(Math.round((heavyRounds() * QUEUE_JOB_MS) / TARGET_HEAVY_MS)) });
+    });
+
+    after(async function () {
+      await server?.stop();
+    });
+
+    it('answers the jobs that wait in the order they came', async function () {
+      await get(server.url('/heavy'), QUEUE_TIMEOUT_MS);
+      const answered: number[] = [];
+      const first = get(server.url('/heavy'), QUEUE_TIMEOUT_MS);
+      const waiting: Promise<unknown>[] = [];
+      for (let i = 1; i <= QUEUE_WAITING; i++) {
+        await sleep(QUEUE_GAP_MS);
+        waiting.push(get(server.url('/heavy'), QUEUE_TIMEOUT_MS).then(() => answered.push(i)));
+      }
+      await first;
+      await Promise.all(waiting);
+      const sent = Array.from({ length: QUEUE_WAITING }, (_, i) => i + 1);
+      note(`${QUEUE_WAITING} /heavy sent ${QUEUE_GAP_MS} ms apart while the one thread computed another: answered in the order ${answered.join(', ')}`);
+      target(
+        `waiting jobs answered in the order ${answered.join(', ')} (target: ${sent.join(', ')}, the order they came)`,
+        answered.join() === sent.join(),
+        `the jobs that waited were answered in the order ${answered.join(', ')}, though they came as ${sent.join(', ')}: the newest went first, so under load the oldest waits longest, and times out. ` +
+          `A queue serves the oldest job first: push() onto its end in run() (task 3), shift() from its front in dispatch() (task 4)`,
       );
     });
   });
@@ -285,6 +342,63 @@ describe('lesson 7: worker threads', function () {
     });
   });
 
+  describe('one thread, WORKERS=1', function () {
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'course-thread-boot-'));
+    const crashAtBoot = path.join(folder, 'crash-at-boot');
+    let server: ServerProcess | undefined;
+
+    afterEach(async function () {
+      await server?.stop();
+      server = undefined;
+    });
+
+    after(function () {
+      fs.rmSync(folder, { recursive: true, force: true });
+    });
+
+    it("answers a /crash whose thread ends with process.exit(), with no 'error', and replaces the thread", async function () {
+      server = await startTarget({ WORKERS: '1', THREAD_EXIT_ON_CRASH: '1' });
+      server.exitExpected = true;
+      await get(server.url('/heavy'), CRASH_ANSWER_TIMEOUT_MS);
+      const crash = await get(server.url('/crash'), CRASH_ANSWER_TIMEOUT_MS).then(
+        (answer) => `${answer.status}`,
+        (error: Error) => error.message,
+      );
+      note(`GET /crash, whose thread called process.exit(1): ${crash}`);
+      if (server.exitInfo) assert.fail(`the server exited when a thread ended with process.exit(): ${whyItExited(server)}. ${describeExit(server)}`);
+      assert(
+        crash === '500',
+        `a /crash whose thread ended with process.exit(1), so with an 'exit' and no 'error' before it, got ${crash} instead of a 500: a thread can end with no 'error' (process.exit(), an abort). ` +
+          `On 'exit', reject the task it was running too, if it had one (task 6)`,
+      );
+      const after = await get(server.url('/heavy'), CRASH_ANSWER_TIMEOUT_MS).then(
+        (answer) => `${answer.status}`,
+        (error: Error) => error.message,
+      );
+      target(`GET /heavy after the thread's exit: ${after} (target: 200, from the thread that replaced it)`, after === '200', `GET /heavy after the only thread ended with process.exit() got ${after}: on 'exit', start another thread in its place (task 6)`);
+    });
+
+    it('gives up when the thread that replaces a crashed one fails before it is ready', async function () {
+      server = await startTarget({ WORKERS: '1', CRASH_AT_BOOT_FILE: crashAtBoot });
+      server.exitExpected = true;
+      await get(server.url('/heavy'), CRASH_ANSWER_TIMEOUT_MS);
+      fs.writeFileSync(crashAtBoot, '');
+      const crash = await get(server.url('/crash'), CRASH_ANSWER_TIMEOUT_MS).then(
+        (answer) => `${answer.status}`,
+        (error: Error) => error.message,
+      );
+      const exit = server.exitInfo ?? (await Promise.race([server.exited, sleep(BOOT_EXIT_TIMEOUT_MS).then(() => null)]));
+      note(`CRASH_AT_BOOT_FILE created, then GET /crash (${crash}): ${exit ? `the server ${howItEnded(exit)}` : `the server still ran after ${BOOT_EXIT_TIMEOUT_MS / 1000} s`}`);
+      assert(
+        exit !== null,
+        `the server still ran ${BOOT_EXIT_TIMEOUT_MS / 1000} s after the thread that replaced a crashed one began to fail before it was ready: it was ready-checked as a pool, not as a thread. ` +
+          `Whether a thread got to READY is a fact about that one thread: keep it in addThread(), beside the Worker, and give up when that thread exits without it (task 6)`,
+      );
+      assert(exit.code !== 0, `the server exited with code 0 when a new thread could not start: exit non-zero, so whatever runs it sees the failure (task 6)`);
+      target(`the server ${howItEnded(exit)}, with a line saying "giving up"`, /giving up/i.test(`${server.stdout}\n${server.stderr}`), `the server exited without a line saying "giving up" (task 6). ${describeExit(server)}`);
+    });
+  });
+
   describe('threads that crash at boot (CRASH_AT_BOOT=1)', function () {
     it('gives up, and exits non-zero, instead of starting threads forever', async function () {
       const env = { WORKERS: String(CRASH_THREADS), CRASH_AT_BOOT: '1', HEAVY_ROUNDS: String(heavyRounds()) };
@@ -343,19 +457,37 @@ interface Burst {
   unanswered: number;
   errors: string;
   threads: Set<number>;
+  // Answers computed on the main thread, and the body of the first failed request.
+  onMain: number;
+  failedBody?: string;
+}
+
+// An answer or a server output that says postMessage() could not clone what it was given:
+// a task with its resolve, say, which is a function and cannot cross to a thread.
+function explainNotCloned(text: string | undefined): string | undefined {
+  const said = text?.split('\n').find((line) => /could not be cloned/i.test(line));
+  if (!said) return undefined;
+  return (
+    `${said.trim().replace(/\.$/, '')}: worker.postMessage() could not clone what it was given. A function (a task's resolve or reject) or an object holding one cannot cross to a thread: ` +
+    `post only the job, task.job, and keep the task itself in \`running\` (task 4)`
+  );
 }
 
 async function sendBurst(server: ServerProcess): Promise<Burst> {
   const threads = new Set<number>();
+  let onMain = 0;
+  let failedBody: string | undefined;
   const run = await runLoad({
     url: server.url('/heavy'),
     ...BURST,
     onOutcome: (error, body) => {
+      if (error) failedBody ??= body;
       const thread = error ? undefined : threadOf(body);
       if (thread !== undefined) threads.add(thread);
+      if (thread === MAIN_THREAD) onMain += 1;
     },
   });
-  return { requests: run.requests, failed: run.errors, unanswered: run.errorCodes['-1'] ?? 0, errors: JSON.stringify(run.errorCodes), threads };
+  return { requests: run.requests, failed: run.errors, unanswered: run.errorCodes['-1'] ?? 0, errors: JSON.stringify(run.errorCodes), threads, onMain, failedBody };
 }
 
 // Polls with bursts until `count` threads answer in one, or WHOLE_WITHIN_MS passes.

@@ -10,6 +10,9 @@
 // - a host frozen (SIGSTOP) costs no GET either, and no GET waits much longer than your
 //   proxy_read_timeout
 // - a POST that reached a frozen host is not sent again to another
+// - a host that drops off the network (its replies swallowed in its namespace, so SYNs go
+//   unanswered) costs no GET, and no GET waits much longer than your timeouts: nginx's
+//   default proxy_connect_timeout of 60 s would hold each new connection to it
 // - rollingDeploy() reloads every host, one at a time, under load: no request fails and
 //   every worker is replaced; when a new release crashes (late, as a failing readiness
 //   would), it stops at the first host and rejects
@@ -30,7 +33,7 @@ import { relativeToRepo } from '../../scripts/lib/paths.ts';
 import { findFreePort } from '../../scripts/lib/ports.ts';
 import { formatMs, note, target } from '../../scripts/lib/report.ts';
 import { isGroupAlive } from '../../scripts/lib/server-process.ts';
-import { assertTestHost, listOurs } from '../../scripts/lib/test-hosts.ts';
+import { assertTestHost, dropOffNetwork, listOurs } from '../../scripts/lib/test-hosts.ts';
 
 type Balancer = typeof import('./balancer.ts');
 
@@ -47,6 +50,9 @@ const MAX_NEW_CONNECTIONS_SHARE = 0.2;
 // nginx's defaults, which apply when the config does not set them.
 const NGINX_DEFAULT_KEEPALIVE_TIMEOUT_MS = 60_000;
 const NGINX_DEFAULT_READ_TIMEOUT_MS = 60_000;
+const NGINX_DEFAULT_CONNECT_TIMEOUT_MS = 60_000;
+// The host that drops off the network: under a GET load this long.
+const OFF_NETWORK_LOAD_SECONDS = 8;
 // The steady GET loads: an open loop, so a stuck request does not slow the others.
 const STEADY_LOAD = { rps: 60, concurrency: 20, timeoutMs: 10_000 };
 const KILL_LOAD_SECONDS = 4;
@@ -294,6 +300,37 @@ describe('lesson 8: several hosts behind nginx', function () {
       assert(deploy.error !== undefined, `rollingDeploy(hosts) ${describeSettled(deploy)} though ${first.host.name}'s reload failed: let the failure reject it, so whoever deploys learns of it (task 6)`);
     } finally {
       for (const host of hosts) fs.rmSync(host.badRelease, { force: true });
+    }
+  });
+
+  it('answers GETs within its timeouts when a host drops off the network', async function () {
+    const lost = hosts[HOSTS - 1];
+    if (!lost.testHost) {
+      note(`not checked: a host that drops off the network (SYNs unanswered) needs the hosts in network namespaces, and here they are ports of 127.0.0.1 (${pool?.loopbackBecause}); proxy_connect_timeout is not tried (task 4)`);
+      this.skip();
+    }
+    await waitForEveryHost();
+    const config = readConfig(nginx!);
+    const connectTimeout = readDuration(locationOf(config), 'proxy_connect_timeout') ?? NGINX_DEFAULT_CONNECT_TIMEOUT_MS;
+    const readTimeout = readTimeoutOf(config);
+    const bound = Math.max(connectTimeout, readTimeout) + FREEZE_SLACK_MS;
+    const restore = dropOffNetwork(lost.testHost);
+    try {
+      const { summary, failures, worstMs } = await steadyLoad(`${nginxUrl}/light`, OFF_NETWORK_LOAD_SECONDS);
+      note(`${lost.name} off the network (its replies swallowed in its namespace) under a ${OFF_NETWORK_LOAD_SECONDS} s GET load: ${summary.requests} requests, ${summary.errors} failed; the slowest took ${formatSeconds(worstMs)}`);
+      const timeouts = `your proxy_connect_timeout is ${formatSeconds(connectTimeout)}${connectTimeout === NGINX_DEFAULT_CONNECT_TIMEOUT_MS ? " (nginx's default)" : ''}, proxy_read_timeout ${formatSeconds(readTimeout)}`;
+      const why =
+        connectTimeout > STEADY_LOAD.timeoutMs
+          ? `${timeouts}. A host off the network answers no SYN, so each new connection to it waits out proxy_connect_timeout, and a client gives up first: set proxy_connect_timeout to a second or two, so the request goes to the next host (task 4)`
+          : `${timeouts}: pass a request whose connect timed out to the next host, with timeout in proxy_next_upstream (task 3)`;
+      assert(summary.errors === 0, `${summary.errors} GET failed while ${lost.name} was off the network (${describeFailures(failures)}): ${why}`);
+      target(
+        `slowest GET ${formatSeconds(worstMs)} ≤ the longer of proxy_connect_timeout and proxy_read_timeout + ${formatSeconds(FREEZE_SLACK_MS)} = ${formatSeconds(bound)}`,
+        worstMs <= bound,
+        `a GET waited ${formatSeconds(worstMs)} while ${lost.name} was off the network: ${timeouts}. Keep both to a few seconds (task 4)`,
+      );
+    } finally {
+      restore();
     }
   });
 

@@ -90,6 +90,20 @@ export function assertTestHost(address: string): TestHost {
   return host;
 }
 
+// Takes the host off the network as nginx sees it: inside its namespace, a blackhole route
+// to this machine's end of the link swallows every packet the host sends back, so SYNs go
+// unanswered and its kept connections fall silent. (A link taken down would not do: the
+// machine's neighbour lookup fails within 3 s, and connect() gets EHOSTUNREACH, quickly.)
+// Returns the undo.
+export function dropOffNetwork(host: TestHost): () => void {
+  assertTestHost(host.address);
+  const route = ['netns', 'exec', host.namespace, 'ip', 'route'];
+  run([...route, 'add', 'blackhole', `${host.gateway}/32`]);
+  return () => {
+    ip([...route, 'del', 'blackhole', `${host.gateway}/32`]);
+  };
+}
+
 // The command line that runs `command` inside the host's namespace.
 export function inHost(host: TestHost, command: string[]): string[] {
   return ['ip', 'netns', 'exec', host.namespace, ...command];

@@ -82,7 +82,8 @@ class ThreadPool {
       this.running.delete(worker);
     });
     // TODO (6): On 'exit', forget the thread and start another in its place. One that
-    // exited before it was ready would fail again: give up rather than start threads forever.
+    // exited before it was ready would fail again: give up rather than start threads forever
+    // (print "giving up" and exit non-zero, so whatever runs the server sees it failed).
     worker.on('exit', (code) => {
       this.running.get(worker)?.reject(new Error(`thread ${worker.threadId} exited with code ${code}`));
       this.running.delete(worker);

@@ -60,7 +60,8 @@ class ThreadPool {
     // TODO (5): On 'error', an exception the thread did not catch: reject its task, so
     // that request gets a 500. With no 'error' listener, the main thread throws it.
     // TODO (6): On 'exit', forget the thread and start another in its place. One that
-    // exited before it was ready would fail again: give up rather than start threads forever.
+    // exited before it was ready would fail again: give up rather than start threads forever
+    // (print "giving up" and exit non-zero, so whatever runs the server sees it failed).
   }
 }
 
