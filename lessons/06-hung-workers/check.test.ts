@@ -229,14 +229,7 @@ describe('lesson 6: hung workers', function () {
 
     it(`leaves alone a new worker that blocks for ${SLOW_BOOT_MS / 1000} s before it listens: it is booting, not hung`, async function () {
       const workers = [...(await collectPids(cluster, WORKERS, WHOLE_WITHIN_MS, 0))];
-      fs.writeFileSync(slowBoot, '');
-      const crash = await settle(get(cluster.url('/crash'), PROBE_TIMEOUT_MS));
-      const takenAt = await waitUntilTaken(slowBoot, WHOLE_WITHIN_MS);
-      const slowPid = cluster.workerPids().find((pid) => !workers.includes(pid));
-      assert(
-        takenAt !== undefined && slowPid !== undefined,
-        `no new worker started within ${WHOLE_WITHIN_MS / 1000} s of a /crash (${describeOutcome(crash.outcome)}): keep startSupervisor(config) in the primary and startWorker(config) in each worker`,
-      );
+      const { pid: slowPid, takenAt } = await startFaultyWorker(cluster, workers, slowBoot);
       const pool = await watchPool(cluster, WORKERS, SLOW_BOOT_MS + WHOLE_WITHIN_MS);
       const signalled = readSpy(cluster.stderr).find((event) => event.pid === slowPid && event.what.startsWith('signal='));
       const kept = pool.workers.includes(slowPid) && !signalled;
@@ -284,14 +277,7 @@ describe('lesson 6: hung workers', function () {
     it("watches a new worker from 'listening': one that hangs before its first heartbeat is killed too", async function () {
       const workers = [...(await collectPids(cluster, WORKERS, WHOLE_WITHIN_MS, 0))];
       await waitForHeartbeats(cluster, workers);
-      fs.writeFileSync(hangAfterListen, '');
-      const crash = await settle(get(cluster.url('/crash'), PROBE_TIMEOUT_MS));
-      const takenAt = await waitUntilTaken(hangAfterListen, WHOLE_WITHIN_MS);
-      const hungPid = cluster.workerPids().find((pid) => !workers.includes(pid));
-      assert(
-        takenAt !== undefined && hungPid !== undefined,
-        `no new worker started within ${WHOLE_WITHIN_MS / 1000} s of a /crash (${describeOutcome(crash.outcome)}): keep startSupervisor(config) in the primary and startWorker(config) in each worker`,
-      );
+      const { pid: hungPid, takenAt } = await startFaultyWorker(cluster, workers, hangAfterListen);
       const goneMs = await waitUntilGone(hungPid, takenAt, LISTEN_HANG_KILL_MS + LATE_KILL_WAIT_MS);
       note(`new worker ${hungPid} hung just after it listened, before its first heartbeat; ${goneMs === undefined ? `still running ${formatMs(LISTEN_HANG_KILL_MS + LATE_KILL_WAIT_MS)} later` : `gone ${formatMs(goneMs)} after it started`}${describeKill(hungPid, readSpy(cluster.stderr))}`);
       assert(
@@ -475,14 +461,21 @@ async function hangOn(cluster: ServerProcess, pid: number): Promise<http.Agent |
   return undefined;
 }
 
-// Resolves to when a worker removed `file` (HANG_AFTER_LISTEN_FILE), or undefined.
-async function waitUntilTaken(file: string, timeoutMs: number): Promise<number | undefined> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    if (!fs.existsSync(file)) return performance.now();
-    await sleep(POLL_INTERVAL_MS);
-  }
-  return undefined;
+// Creates `fault` (SLOW_BOOT_FILE or HANG_AFTER_LISTEN_FILE), then has the primary replace
+// a worker with a /crash: the new worker takes the file at boot. Resolves to its pid and
+// when it took the file.
+async function startFaultyWorker(cluster: ServerProcess, workers: number[], fault: string): Promise<{ pid: number; takenAt: number }> {
+  fs.writeFileSync(fault, '');
+  const crash = await settle(get(cluster.url('/crash'), PROBE_TIMEOUT_MS));
+  const deadline = performance.now() + WHOLE_WITHIN_MS;
+  while (fs.existsSync(fault) && performance.now() < deadline) await sleep(POLL_INTERVAL_MS);
+  const takenAt = performance.now();
+  const pid = cluster.workerPids().find((candidate) => !workers.includes(candidate));
+  assert(
+    !fs.existsSync(fault) && pid !== undefined,
+    `no new worker started within ${WHOLE_WITHIN_MS / 1000} s of a /crash (${describeOutcome(crash.outcome)}): keep startSupervisor(config) in the primary and startWorker(config) in each worker`,
+  );
+  return { pid, takenAt };
 }
 
 // Resolves to how long after `since` the process was gone, or undefined after `timeoutMs`.
