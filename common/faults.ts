@@ -72,14 +72,6 @@ function blockFor(ms: number): void {
   while (performance.now() < until);
 }
 
-function delayListen(server: net.Server, delayMs: number): void {
-  const listen = server.listen;
-  server.listen = function (this: net.Server, ...args: unknown[]) {
-    setTimeout(() => listen.apply(this, args as Parameters<typeof listen>), delayMs);
-    return this;
-  } as typeof listen;
-}
-
 function readBadRelease(file: string | undefined): BadRelease | undefined {
   if (!file || !fs.existsSync(file)) return undefined;
   const kind = fs.readFileSync(file, 'utf8').trim();
@@ -87,13 +79,13 @@ function readBadRelease(file: string | undefined): BadRelease | undefined {
 }
 
 function injectBadRelease(server: net.Server, release: BadRelease): void {
-  if (release === 'never-listen') {
-    server.listen = function (this: net.Server) {
-      return this;
-    } as typeof server.listen;
-    return;
-  }
-  delayListen(server, LATE_LISTEN_MS);
+  const listen = server.listen;
+  server.listen = function (this: net.Server, ...args: unknown[]) {
+    if (release === 'never-listen') return this;
+    setTimeout(() => listen.apply(this, args as Parameters<typeof listen>), LATE_LISTEN_MS);
+    return this;
+  } as typeof listen;
+  if (release !== 'crash-after-listen') return;
   server.once('listening', () => {
     setTimeout(() => {
       throw new Error(`BAD_RELEASE_FILE crash-after-listen: worker ${process.pid} crashed ${CRASH_AFTER_LISTENING_MS} ms after it listened`);
