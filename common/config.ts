@@ -12,6 +12,11 @@ export interface ServerConfig {
   // From lesson 5 on: how long a draining worker may take over the requests it has before
   // it is killed. Longer than your slowest request; the checks set it to fit theirs.
   drainTimeoutMs: number;
+  // From lesson 9 on: the primary's own port on 127.0.0.1, for its metrics and for asking
+  // one worker for a debugger or a profile; never a port the workers share.
+  metricsPort: number;
+  // From lesson 9 on: where a worker writes the CPU profiles it is asked for.
+  profileDir: string;
 }
 
 const DEFAULT_PORT = 3000;
@@ -20,6 +25,7 @@ const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_HEAVY_ROUNDS = 15;
 const DEFAULT_HANG_TIMEOUT_MS = 3_000;
 const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+const DEFAULT_METRICS_PORT = 3001;
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   return {
@@ -29,6 +35,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     heavyRounds: readInteger(env, 'HEAVY_ROUNDS', DEFAULT_HEAVY_ROUNDS, 1),
     hangTimeoutMs: readInteger(env, 'HANG_TIMEOUT_MS', DEFAULT_HANG_TIMEOUT_MS, 1),
     drainTimeoutMs: readInteger(env, 'DRAIN_TIMEOUT_MS', DEFAULT_DRAIN_TIMEOUT_MS, 1),
+    metricsPort: readInteger(env, 'METRICS_PORT', DEFAULT_METRICS_PORT, 0),
+    profileDir: env.PROFILE_DIR || os.tmpdir(),
   };
 }
 

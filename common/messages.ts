@@ -7,6 +7,8 @@ export const DRAINING = 'draining';
 export interface DrainingMessage {
   type: typeof DRAINING;
   request?: string;
+  // From lesson 9 on: that request's id (its x-request-id), so the primary's line names it.
+  requestId?: string;
 }
 // The primary tells a draining worker, once another worker serves: stop accepting.
 export const CLOSE = 'close';

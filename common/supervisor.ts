@@ -1,11 +1,13 @@
 // The primary you built in lessons 3 and 5, as a module, for lesson 6 on: it forks the
 // workers and keeps the pool whole with lesson 3's restart policy, drains the cluster on
 // SIGTERM and SIGINT, and replaces the workers one at a time on SIGHUP. It is the lesson-5
-// solution's primary, with one addition: markHung(), for lesson 6's heartbeat.
+// solution's primary, with two additions: markHung(), for lesson 6's heartbeat, and a log
+// of its own for lesson 9, which gets each line as JSON with an `event` field.
 import cluster, { type Worker } from 'node:cluster';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServerConfig } from './config.ts';
+import { consoleLog, type Log } from './log.ts';
 import { CLOSE, DRAINING, SHUTDOWN, type DrainingMessage } from './messages.ts';
 
 // Lesson 3's restart policy: the first counted death waits RESTART_DELAY_MS, each one
@@ -48,16 +50,20 @@ let stopping = false;
 let reloading = false;
 let reloadRequested = false;
 let drainTimeoutMs = 0;
+let log: Log = consoleLog;
 
-export function startSupervisor(config: ServerConfig): Supervisor {
+export function startSupervisor(config: ServerConfig, logTo?: Log): Supervisor {
   drainTimeoutMs = config.drainTimeoutMs;
+  log = logTo ?? consoleLog;
+  // A line per fork only in a log of its own: lessons 6 to 8 print what lesson 5 did.
+  if (logTo) cluster.on('fork', (worker) => log.info({ event: 'fork', workerId: worker.id, workerPid: worker.process.pid }, `worker ${worker.process.pid} forked`));
   for (let i = 0; i < config.workers; i++) cluster.fork();
   let listening = 0;
   cluster.on('listening', (worker) => {
     listening += 1;
     listened.add(worker);
     if (listening === config.workers) {
-      console.log(`primary ${process.pid} ready: ${config.workers} workers at http://${config.host}:${config.port}`);
+      log.info({ event: 'ready', workers: config.workers }, `primary ${process.pid} ready: ${config.workers} workers at http://${config.host}:${config.port}`);
     }
     serving.add(worker);
     for (const drained of closeWhenServed) closeWorker(drained);
@@ -74,9 +80,9 @@ function handleWorkerExit(worker: Worker, code: number | null, signal: string | 
   serving.delete(worker);
   closeWhenServed.delete(worker);
   if (stoppedOnPurpose.has(worker) || replaced.has(worker) || onTrial.has(worker)) return;
-  console.log(`worker ${worker.process.pid} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`);
+  log.info({ event: 'exit', workerId: worker.id, workerPid: worker.process.pid, code, signal }, `worker ${worker.process.pid} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`);
   if (hung.has(worker) && listened.has(worker)) {
-    console.log(`worker ${worker.process.pid} hung while serving: replacing it at once`);
+    log.info({ event: 'restart', workerPid: worker.process.pid, reason: 'hung' }, `worker ${worker.process.pid} hung while serving: replacing it at once`);
     if (!stopping) cluster.fork();
     return;
   }
@@ -91,12 +97,15 @@ function handleWorkerMessage(worker: Worker, message: DrainingMessage): void {
   // A new worker on trial is not replaced: the reload sees it exit and stops.
   if (onTrial.has(worker)) return;
   if (message.request) {
-    console.log(`worker ${worker.process.pid} crashed on ${message.request}: replacing it at once`);
+    log.error(
+      { event: 'crash', workerId: worker.id, workerPid: worker.process.pid, request: message.request, reqId: message.requestId },
+      `worker ${worker.process.pid} crashed on ${message.request}: replacing it at once`,
+    );
     replaced.add(worker);
     if (!stopping) cluster.fork();
     return;
   }
-  console.log(`worker ${worker.process.pid} crashed outside any request`);
+  log.error({ event: 'crash', workerId: worker.id, workerPid: worker.process.pid }, `worker ${worker.process.pid} crashed outside any request`);
   restartWithBackoff(worker);
 }
 
@@ -113,7 +122,7 @@ function restartWithBackoff(worker: Worker): void {
   deathTimes.push(now);
   while (deathTimes[0] <= now - DEATH_WINDOW_MS) deathTimes.shift();
   if (deathTimes.length >= DEATH_LIMIT) {
-    console.error(`primary ${process.pid} giving up: ${DEATH_LIMIT} workers died within ${DEATH_WINDOW_MS / 1000} s with no request to blame (do they crash at boot?)`);
+    log.error({ event: 'give-up' }, `primary ${process.pid} giving up: ${DEATH_LIMIT} workers died within ${DEATH_WINDOW_MS / 1000} s with no request to blame (do they crash at boot?)`);
     stopCluster(1);
     return;
   }
@@ -121,7 +130,7 @@ function restartWithBackoff(worker: Worker): void {
   lastDeathAt = now;
   const delayMs = Math.min(RESTART_DELAY_MS * 2 ** restartAttempt, MAX_RESTART_DELAY_MS);
   restartAttempt += 1;
-  console.log(`replacing worker ${worker.process.pid} in ${delayMs} ms`);
+  log.info({ event: 'restart', workerPid: worker.process.pid, delayMs }, `replacing worker ${worker.process.pid} in ${delayMs} ms`);
   const timer = setTimeout(() => {
     pendingForks.delete(timer);
     cluster.fork();
@@ -137,15 +146,15 @@ async function reloadWorkers(): Promise<void> {
     return;
   }
   reloading = true;
-  console.log(`primary ${process.pid} reloading: replacing ${liveWorkers().length} workers one at a time`);
+  log.info({ event: 'reload' }, `primary ${process.pid} reloading: replacing ${liveWorkers().length} workers one at a time`);
   const failure = await replaceOneByOne(liveWorkers());
   reloading = false;
   if (stopping) return;
   if (failure) {
-    console.error(`primary ${process.pid} reload stopped: ${failure}; the old workers keep serving`);
+    log.error({ event: 'reload-stopped' }, `primary ${process.pid} reload stopped: ${failure}; the old workers keep serving`);
     return;
   }
-  console.log(`primary ${process.pid} reload done: workers ${liveWorkers().map((worker) => worker.process.pid).join(', ')}`);
+  log.info({ event: 'reload-done' }, `primary ${process.pid} reload done: workers ${liveWorkers().map((worker) => worker.process.pid).join(', ')}`);
   if (reloadRequested) {
     reloadRequested = false;
     void reloadWorkers();
@@ -186,7 +195,7 @@ async function retireWorker(worker: Worker): Promise<void> {
   const exited = once(worker, 'exit');
   if (worker.isConnected()) worker.send(SHUTDOWN);
   const timer = setTimeout(() => {
-    console.error(`worker ${worker.process.pid} still running ${drainTimeoutMs / 1000} s after SHUTDOWN: killing it`);
+    log.error({ event: 'drain-timeout', workerPid: worker.process.pid }, `worker ${worker.process.pid} still running ${drainTimeoutMs / 1000} s after SHUTDOWN: killing it`);
     worker.process.kill('SIGKILL');
   }, drainTimeoutMs);
   await exited;
@@ -198,7 +207,7 @@ function stopCluster(exitCode: number): void {
   stopping = true;
   process.exitCode = exitCode;
   for (const timer of pendingForks) clearTimeout(timer);
-  console.log(`primary ${process.pid} stopping: draining ${liveWorkers().length} workers`);
+  log.info({ event: 'stop' }, `primary ${process.pid} stopping: draining ${liveWorkers().length} workers`);
   for (const worker of liveWorkers()) void retireWorker(worker);
 }
 

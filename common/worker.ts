@@ -2,13 +2,15 @@
 // on the contract's routes that answers the request an uncaught exception hit with a
 // 500, and drains (stops accepting, answers what it has, closes idle keep-alive
 // connections, exits) on SHUTDOWN, SIGTERM or SIGINT. It is the lesson-5 solution's
-// worker, plus the route lesson 6 adds: GET /hang, which never returns.
+// worker, plus the route lesson 6 adds: GET /hang, which never returns, and lesson 9's log:
+// the crash line and the DRAINING message carry the request's x-request-id, if it has one.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import cluster from 'node:cluster';
 import http from 'node:http';
 import net from 'node:net';
 import type { ServerConfig } from './config.ts';
 import { injectFaults } from './faults.ts';
+import { consoleLog, type Log } from './log.ts';
 import { computeHeavy } from './heavy.ts';
 import { CLOSE, DRAINING, SHUTDOWN, type DrainingMessage } from './messages.ts';
 import { sendJson } from './respond.ts';
@@ -19,8 +21,10 @@ const KEEP_ALIVE_GRACE_MS = 1_000;
 const currentResponse = new AsyncLocalStorage<http.ServerResponse>();
 let draining = false;
 let crashed = false;
+let log: Log = consoleLog;
 
-export function startWorker(config: ServerConfig): http.Server {
+export function startWorker(config: ServerConfig, logTo: Log = consoleLog): http.Server {
+  log = logTo;
   const server = http.createServer((req, res) => currentResponse.run(res, () => handleRequest(config, req, res)));
   // The checks make workers crash through the environment (common/faults.ts).
   injectFaults(server);
@@ -61,15 +65,16 @@ function handleRequest(config: ServerConfig, req: http.IncomingMessage, res: htt
 }
 
 function handleUncaughtException(error: Error, drainTimeoutMs: number): void {
-  console.error(`worker ${process.pid} uncaught exception:`, error);
   const res = currentResponse.getStore();
+  const requestId = res?.getHeader('x-request-id')?.toString();
+  log.error({ event: 'uncaught-exception', err: error, reqId: requestId }, `worker ${process.pid} uncaught exception:`);
   if (res && !res.headersSent) {
     res.setHeader('connection', 'close');
     sendJson(res, 500, { error: 'internal error' });
   }
   if (crashed || draining) return;
   crashed = true;
-  const message: DrainingMessage = { type: DRAINING, request: res && `${res.req.method} ${res.req.url}` };
+  const message: DrainingMessage = { type: DRAINING, request: res && `${res.req.method} ${res.req.url}`, requestId };
   cluster.worker?.send(message);
   setTimeout(() => process.exit(1), drainTimeoutMs).unref();
 }

@@ -5,6 +5,7 @@ export interface HttpAnswer {
   body: string;
   json: unknown;
   ms: number;
+  headers: http.IncomingHttpHeaders;
 }
 
 const REQUEST_TIMEOUT_MS = 5_000;
@@ -18,16 +19,16 @@ export function get(url: string, timeoutMs = REQUEST_TIMEOUT_MS, agent: http.Age
 }
 
 // get() with another method, such as lesson 8's POST, which nginx must not send twice.
-export function send(method: string, url: string, timeoutMs = REQUEST_TIMEOUT_MS, agent: http.Agent | false = false): Promise<HttpAnswer> {
+export function send(method: string, url: string, timeoutMs = REQUEST_TIMEOUT_MS, agent: http.Agent | false = false, headers: http.OutgoingHttpHeaders = {}): Promise<HttpAnswer> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const request = http.request(url, { method, agent }, (response) => {
+    const request = http.request(url, { method, agent, headers }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (body += chunk));
       response.on('error', reject);
       response.on('end', () => {
-        resolve({ status: response.statusCode ?? 0, body, json: parseJson(body), ms: performance.now() - started });
+        resolve({ status: response.statusCode ?? 0, body, json: parseJson(body), ms: performance.now() - started, headers: response.headers });
       });
     });
     request.setTimeout(timeoutMs, () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));

@@ -23,6 +23,11 @@ export interface StartOptions {
   // `ip netns exec NAMESPACE` for a test host of lesson 8 (scripts/lib/test-hosts.ts).
   host?: string;
   runUnder?: string[];
+  // Flags for node itself, before the file, such as lesson 9's --inspect=127.0.0.1:PORT.
+  nodeFlags?: string[];
+  // How much of each of its output streams to keep (the last OUTPUT_LIMIT_CHARS by
+  // default): lesson 9's check reads a JSON line per request.
+  outputLimitChars?: number;
 }
 
 export interface ExitInfo {
@@ -80,7 +85,10 @@ export class ServerProcess {
   readonly port: number;
   private readonly child: ChildProcess;
 
-  constructor(file: string, host: string, port: number, child: ChildProcess) {
+  private readonly outputLimitChars: number;
+
+  constructor(file: string, host: string, port: number, child: ChildProcess, outputLimitChars = OUTPUT_LIMIT_CHARS) {
+    this.outputLimitChars = outputLimitChars;
     this.file = file;
     this.host = host;
     this.port = port;
@@ -111,7 +119,7 @@ export class ServerProcess {
   }
 
   private append(stream: 'stdout' | 'stderr', chunk: Buffer): void {
-    this.output[stream] = (this.output[stream] + chunk.toString()).slice(-OUTPUT_LIMIT_CHARS);
+    this.output[stream] = (this.output[stream] + chunk.toString()).slice(-this.outputLimitChars);
   }
 
   // Signals the primary alone, as `kill PID` would.
@@ -192,7 +200,7 @@ export async function launchServer(options: StartOptions): Promise<ServerProcess
   const port = options.port ?? (await findFreePort(HOST));
   const imports = (options.imports ?? []).flatMap((module) => ['--import', module]);
   // ip netns exec, like exec, becomes the command it runs: the pid is node's.
-  const [command, ...args] = [...(options.runUnder ?? []), process.execPath, '--import', 'tsx', ...imports, options.file];
+  const [command, ...args] = [...(options.runUnder ?? []), process.execPath, ...(options.nodeFlags ?? []), '--import', 'tsx', ...imports, options.file];
   const child = spawn(command, args, {
     cwd: REPO_ROOT,
     detached: true,
@@ -204,7 +212,7 @@ export async function launchServer(options: StartOptions): Promise<ServerProcess
     child.stdout!.on('data', (chunk: Buffer) => process.stdout.write(chunk));
     child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(chunk));
   }
-  return new ServerProcess(options.file, host, port, child);
+  return new ServerProcess(options.file, host, port, child, options.outputLimitChars);
 }
 
 // Starts the server and resolves once its port accepts connections; a server that
