@@ -114,6 +114,10 @@ export function startControl(config: ServerConfig, registry: Registry, log: Log,
     }
     if (route[2] === INSPECT) {
       const inspectorUrl = await controls.inspect(worker);
+      if (typeof inspectorUrl !== 'string') {
+        sendJson(res, 500, { error: `worker ${pid} answered no inspector URL (inspector.url() is ${inspectorUrl}): see its stderr` });
+        return;
+      }
       log.info({ event: 'inspect', workerPid: pid, url: inspectorUrl }, `worker ${pid} inspector at ${inspectorUrl}`);
       sendJson(res, 200, { pid, url: inspectorUrl });
       return;
@@ -124,6 +128,11 @@ export function startControl(config: ServerConfig, registry: Registry, log: Log,
     sendJson(res, 200, { pid, file });
   }
 
+  server.on('error', (error: NodeJS.ErrnoException) => {
+    log.error({ event: 'metrics-error', code: error.code }, `primary ${process.pid} cannot listen on METRICS_PORT ${config.metricsPort} (${error.code ?? error.message}): give METRICS_PORT a free port`);
+    // The workers exit when the primary's channel to them closes.
+    process.exit(1);
+  });
   server.listen(config.metricsPort, CONTROL_HOST, () => {
     const { port } = server.address() as { port: number };
     log.info({ event: 'metrics', port }, `primary ${process.pid} metrics at http://${CONTROL_HOST}:${port}/metrics`);

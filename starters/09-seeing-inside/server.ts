@@ -47,7 +47,7 @@ const ROUTES = new Set(['/heavy', '/light', '/crash', '/hang']);
 const CLIENT_REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 if (cluster.isPrimary) {
-  // TODO (5): When the primary runs with --inspect, each worker gets the primary's port + 1, + 2, … and one whose port is taken exits with code 12: cluster.setupPrimary({ inspectPort: 0 }) gives each a free one.
+  // TODO (5): When the primary runs with --inspect, each worker gets the primary's port + 1, + 2, … and one whose port is taken starts with no inspector (Node 20) or exits with code 12: cluster.setupPrimary({ inspectPort: 0 }) gives each a free one.
   const supervisor = startSupervisor(config, log);
   const watchdog = watchHeartbeats(supervisor, config, log);
   const registry = new Registry();
