@@ -2,12 +2,13 @@
 // a port the workers share. It serves the primary's metrics, and asks one worker, named
 // by its pid, to open its debugger or take a CPU profile. The asking goes over IPC:
 // askWorker() in the primary, answerPrimary() in the worker.
-import cluster, { type Worker } from 'node:cluster';
+import type { Worker } from 'node:cluster';
 import http from 'node:http';
 import type { Registry } from 'prom-client';
 import type { ServerConfig } from './config.ts';
 import type { Log } from './log.ts';
 import { sendJson } from './respond.ts';
+import { liveWorkers } from './supervisor.ts';
 
 export const INSPECT = 'inspect';
 export const PROFILE = 'profile';
@@ -140,8 +141,4 @@ export function startControl(config: ServerConfig, registry: Registry, log: Log,
   // The primary exits once its workers are gone, as before: this server does not hold it.
   server.unref();
   return server;
-}
-
-function liveWorkers(): Worker[] {
-  return Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined && !worker.isDead());
 }

@@ -211,6 +211,7 @@ function stopCluster(exitCode: number): void {
   for (const worker of liveWorkers()) void retireWorker(worker);
 }
 
-function liveWorkers(): Worker[] {
+// The workers that have not exited, in the order they were forked.
+export function liveWorkers(): Worker[] {
   return Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined && !worker.isDead());
 }
