@@ -17,6 +17,15 @@ export interface ServerConfig {
   metricsPort: number;
   // From lesson 9 on: where a worker writes the CPU profiles it is asked for.
   profileDir: string;
+  // From lesson 10 on: the Redis every worker and host shares (redis://host:port); unset,
+  // each worker keeps its limits and sessions in its own memory.
+  redisUrl: string;
+  // How long a call to Redis may take before the request goes on without it.
+  redisTimeoutMs: number;
+  // Requests a client may make per window, and the window.
+  rateLimit: number;
+  rateWindowMs: number;
+  sessionTtlMs: number;
 }
 
 const DEFAULT_PORT = 3000;
@@ -26,6 +35,10 @@ export const DEFAULT_HEAVY_ROUNDS = 15;
 const DEFAULT_HANG_TIMEOUT_MS = 3_000;
 const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 const DEFAULT_METRICS_PORT = 3001;
+const DEFAULT_REDIS_TIMEOUT_MS = 200;
+const DEFAULT_RATE_LIMIT = 100;
+const DEFAULT_RATE_WINDOW_MS = 60_000;
+const DEFAULT_SESSION_TTL_MS = 24 * 60 * 60 * 1000;
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   return {
@@ -37,6 +50,11 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     drainTimeoutMs: readInteger(env, 'DRAIN_TIMEOUT_MS', DEFAULT_DRAIN_TIMEOUT_MS, 1),
     metricsPort: readInteger(env, 'METRICS_PORT', DEFAULT_METRICS_PORT, 0),
     profileDir: env.PROFILE_DIR || os.tmpdir(),
+    redisUrl: env.REDIS_URL ?? '',
+    redisTimeoutMs: readInteger(env, 'REDIS_TIMEOUT_MS', DEFAULT_REDIS_TIMEOUT_MS, 1),
+    rateLimit: readInteger(env, 'RATE_LIMIT', DEFAULT_RATE_LIMIT, 1),
+    rateWindowMs: readInteger(env, 'RATE_WINDOW_MS', DEFAULT_RATE_WINDOW_MS, 1),
+    sessionTtlMs: readInteger(env, 'SESSION_TTL_MS', DEFAULT_SESSION_TTL_MS, 1),
   };
 }
 

@@ -3,7 +3,8 @@
 // 500, and drains (stops accepting, answers what it has, closes idle keep-alive
 // connections, exits) on SHUTDOWN, SIGTERM or SIGINT. It is the lesson-5 solution's
 // worker, plus the route lesson 6 adds: GET /hang, which never returns, and lesson 9's log:
-// the crash line and the DRAINING message carry the request's x-request-id, if it has one.
+// the crash line and the DRAINING message carry the request's x-request-id, if it has one;
+// and lesson 10's front handler, which answers its own routes and limits every request.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import cluster from 'node:cluster';
 import http from 'node:http';
@@ -23,9 +24,14 @@ let draining = false;
 let crashed = false;
 let log: Log = consoleLog;
 
-export function startWorker(config: ServerConfig, logTo: Log = consoleLog): http.Server {
+// From lesson 10 on, a `front` handler sees each request first, and calls next() to hand it
+// to the routes above (or answers it itself).
+export type Front = (req: http.IncomingMessage, res: http.ServerResponse, next: () => void) => void;
+
+export function startWorker(config: ServerConfig, logTo: Log = consoleLog, front?: Front): http.Server {
   log = logTo;
-  const server = http.createServer((req, res) => currentResponse.run(res, () => handleRequest(config, req, res)));
+  const routes = (req: http.IncomingMessage, res: http.ServerResponse) => handleRequest(config, req, res);
+  const server = http.createServer((req, res) => currentResponse.run(res, () => (front ? front(req, res, () => routes(req, res)) : routes(req, res))));
   // The checks make workers crash through the environment (common/faults.ts).
   injectFaults(server);
   const drainTimeoutMs = config.drainTimeoutMs;

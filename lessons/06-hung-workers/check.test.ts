@@ -196,11 +196,13 @@ describe('lesson 6: hung workers', function () {
 
   describe(`a /crash, WORKERS=${WORKERS}, HANG_TIMEOUT_MS=${HANG_TIMEOUT_MS}`, function () {
     let cluster: ServerProcess;
-    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'course-hang-after-listen-'));
+    // Made when the tests below run, not when the file is read: under --only they may not.
+    const folder = path.join(os.tmpdir(), `course-hang-after-listen-${process.pid}`);
     const hangAfterListen = path.join(folder, 'hang-after-listen');
     const slowBoot = path.join(folder, 'slow-boot');
 
     before(async function () {
+      fs.mkdirSync(folder, { recursive: true });
       cluster = await startWatched({ WORKERS: String(WORKERS), HANG_TIMEOUT_MS: String(HANG_TIMEOUT_MS), HANG_AFTER_LISTEN_FILE: hangAfterListen, SLOW_BOOT_FILE: slowBoot });
     });
 

@@ -343,9 +343,14 @@ describe('lesson 7: worker threads', function () {
   });
 
   describe('one thread, WORKERS=1', function () {
-    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'course-thread-boot-'));
+    // Made when the tests below run, not when the file is read: under --only they may not.
+    const folder = path.join(os.tmpdir(), `course-thread-boot-${process.pid}`);
     const crashAtBoot = path.join(folder, 'crash-at-boot');
     let server: ServerProcess | undefined;
+
+    before(function () {
+      fs.mkdirSync(folder, { recursive: true });
+    });
 
     afterEach(async function () {
       await server?.stop();

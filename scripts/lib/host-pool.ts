@@ -1,5 +1,5 @@
 // Lesson 8's hosts, for its check and for npm run bench:hosts: lesson 5's cluster (one
-// worker each) on test hosts in network namespaces where this machine can make them,
+// worker each; lesson 10 runs its own file, with options) on test hosts in network namespaces where this machine can make them,
 // otherwise on ports of 127.0.0.1. Each host counts the connections it accepts and takes
 // its keepAliveTimeout from the caller (scripts/lib/host-preload.ts).
 import fs from 'node:fs';
@@ -26,6 +26,9 @@ export interface Host {
   // While this file exists the host's new workers crash at boot: a bad release.
   badRelease: string;
   keepAliveTimeoutMs: number;
+  // The server each host runs, and what it adds to the environment.
+  file: string;
+  env: Record<string, string>;
   server: ServerProcess;
 }
 
@@ -36,7 +39,15 @@ export interface HostPool {
   stop(): Promise<number[]>;
 }
 
-export async function startHostPool(count: number, keepAliveTimeoutMs: number): Promise<HostPool> {
+export interface HostPoolOptions {
+  file?: string;
+  env?: (host: Omit<Host, 'server'>) => Record<string, string>;
+  // Called once the hosts' addresses exist, before any host starts: lesson 10 starts its
+  // Redis there, on the addresses the hosts reach this machine by.
+  before?: (hosts: Omit<Host, 'server'>[]) => Promise<void>;
+}
+
+export async function startHostPool(count: number, keepAliveTimeoutMs: number, options: HostPoolOptions = {}): Promise<HostPool> {
   const loopbackBecause = whyNoTestHosts();
   const testHosts = loopbackBecause ? [] : makeTestHosts(count);
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'course-hosts-'));
@@ -58,9 +69,13 @@ export async function startHostPool(count: number, keepAliveTimeoutMs: number): 
         testHost,
         badRelease: path.join(scratch, `bad-release-${i + 1}`),
         keepAliveTimeoutMs,
+        file: options.file ?? HOST_SERVER,
+        env: {},
       };
       hosts.push({ ...slot, server: undefined as unknown as ServerProcess });
     }
+    await options.before?.(hosts);
+    for (const host of hosts) host.env = options.env?.(host) ?? {};
     await Promise.all(hosts.map(async (host) => (host.server = await startHost(host))));
   } catch (error) {
     await stop();
@@ -73,7 +88,7 @@ export async function startHostPool(count: number, keepAliveTimeoutMs: number): 
 export function startHost(host: Omit<Host, 'server'>): Promise<ServerProcess> {
   if (host.testHost) assertTestHost(host.address);
   return startServer({
-    file: HOST_SERVER,
+    file: host.file,
     host: host.address,
     port: host.port,
     runUnder: host.testHost ? inHost(host.testHost, []) : undefined,
@@ -83,6 +98,7 @@ export function startHost(host: Omit<Host, 'server'>): Promise<ServerProcess> {
       HEAVY_ROUNDS: String(heavyRounds()),
       HOST_KEEP_ALIVE_TIMEOUT_MS: String(host.keepAliveTimeoutMs),
       CRASH_AT_BOOT_FILE: host.badRelease,
+      ...host.env,
     },
   });
 }
