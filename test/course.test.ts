@@ -8,8 +8,8 @@
 //   diff against the solution (see fixture-diffs.ts). A fixture whose mistake only a
 //   late check can see names that check ("Check:"), and only that one runs: the
 //   solution's run has shown the others pass, and it saves minutes of npm test.
-// Lesson 8 runs nginx: where it is missing the lesson is skipped, unless CI=true, where
-// that fails, as does a CI machine that cannot make network namespaces. Its solution also passes with hosts on ports of 127.0.0.1, as on macOS.
+// Lesson 8 runs nginx, and lesson 10 redis-server and nginx: where they are missing the
+// lesson is skipped, unless CI=true, where that fails, as does a CI machine that cannot make network namespaces. Its solution also passes with hosts on ports of 127.0.0.1, as on macOS.
 // Every broken server in test/fixtures/broken/ (syntax and type errors, servers that
 // never listen, exit, spin or listen elsewhere) gets its verdict within 15 s.
 // No server is left running afterwards.
@@ -24,6 +24,7 @@ import { typecheck } from '../scripts/lib/typecheck.ts';
 import { APPLIED_DIR, appliedPath, applyFixtureDiff } from './fixture-diffs.ts';
 import { leftoverProcesses, runScript, type CommandRun } from './helpers.ts';
 import { findNginx, INSTALL_NGINX } from '../scripts/lib/nginx.ts';
+import { findRedis, INSTALL_REDIS } from '../scripts/lib/redis-server.ts';
 import { leftoverTestHosts, LOOPBACK_HOSTS_ENV, whyNoTestHosts } from '../scripts/lib/test-hosts.ts';
 
 const FIXTURES_DIR = path.join(REPO_ROOT, 'test', 'fixtures');
@@ -86,7 +87,13 @@ describe('the course', function () {
 
     describe(lesson.slug, function () {
       const needsNginx = lesson.slug === '08-several-hosts';
+      const needsRedis = lesson.slug === '10-shared-state';
       before(function () {
+        if (needsRedis) {
+          const missing = !findRedis() ? INSTALL_REDIS : !findNginx() ? INSTALL_NGINX : undefined;
+          if (missing && process.env.CI) assert.fail(missing);
+          if (missing) this.skip();
+        }
         if (!needsNginx) return;
         // CI installs nginx and iproute2 through the README's own line, and runs as root:
         // there the namespaced hosts must run, not the fallback on 127.0.0.1.

@@ -52,8 +52,10 @@ export async function waitFor(read: () => string, pattern: RegExp, timeoutMs: nu
 export function leftoverProcesses(root = REPO_ROOT): string[] {
   const ps = spawnSync('ps', ['-A', '-o', 'pid=,args='], { encoding: 'utf8' });
   const paths = ['lessons/', 'solutions/', 'starters/', 'test/fixtures/', '.fixtures/', 'scripts/'].map((dir) => path.join(root, dir));
-  // Lesson 8's nginx runs from a folder of its own (scripts/lib/nginx.ts).
-  return ps.stdout.split('\n').filter((line) => paths.some((dir) => line.includes(dir)) || line.includes(path.join(os.tmpdir(), 'course-nginx-')));
+  // Lesson 8's nginx and lesson 10's Redis run from folders of their own (scripts/lib/nginx.ts,
+  // scripts/lib/redis-server.ts, which puts its folder in the process's title).
+  const folders = ['course-nginx-', 'course-redis-'].map((prefix) => path.join(os.tmpdir(), prefix));
+  return ps.stdout.split('\n').filter((line) => paths.some((dir) => line.includes(dir)) || folders.some((folder) => line.includes(folder)));
 }
 
 // A copy of the course to run commands in, so they can change files and progress freely.
