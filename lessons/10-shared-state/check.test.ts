@@ -273,7 +273,7 @@ describe('lesson 10: state that every worker shares', function () {
       if (!heal.healed) {
         const why =
           heal.workers.length > original.length
-            ? `: the worker that crashed was replaced, and has not exited though it drained. Its Redis client's open socket keeps it alive until its drain timeout: close() the client when the server closes (task 5)`
+            ? `: the worker that crashed was replaced, and has not exited though it drained. Its Redis client's open socket keeps it alive until its drain timeout: close() the client when the server closes (task 4)`
             : '';
         throw new VerdictError(`after a /crash the cluster did not heal within ${formatMs(HEAL_TIMEOUT_MS)} (workers ${heal.workers.join(', ')})${why}`);
       }
@@ -285,7 +285,7 @@ describe('lesson 10: state that every worker shares', function () {
       const lingering = reload.before.filter((pid) => reload.after.includes(pid));
       assert(
         reload.done,
-        `a rolling reload (SIGHUP) did not end within ${formatMs(RELOAD_TIMEOUT_MS)}: pids ${lingering.join(', ')} were still running. A worker that has drained still has its Redis client's socket open, and stays alive until its drain timeout: close() the client when the server closes (task 5)`,
+        `a rolling reload (SIGHUP) did not end within ${formatMs(RELOAD_TIMEOUT_MS)}: pids ${lingering.join(', ')} were still running. A worker that has drained still has its Redis client's socket open, and stays alive until its drain timeout: close() the client when the server closes (task 4)`,
       );
       note(`a rolling reload replaced ${reload.before.join(', ')} with ${reload.after.join(', ')} in ${formatMs(reload.ms)}`);
       await seen('after the reload');
@@ -412,14 +412,14 @@ describe('lesson 10: state that every worker shares', function () {
     );
     const closedLimit = limited.filter((answer) => answer.status !== 200);
     if (closedLimit.length > 0) {
-      throw new VerdictError(`GET /light answered ${describeStatuses(limited)} while Redis ${state}, such as: ${errorOf(closedLimit[0])}: the limit fails open, so an outage of Redis is not one of the site: let the request through (task 4)`);
+      throw new VerdictError(`GET /light answered ${describeStatuses(limited)} while Redis ${state}, such as: ${errorOf(closedLimit[0])}: the limit fails open, so an outage of Redis is not one of the site: let the request through (task 5)`);
     }
     const wrongSession = [...me, login].filter((answer) => answer.status !== 503 || !/^\d+$/.test(String(answer.headers['retry-after'] ?? '')));
     if (wrongSession.some((answer) => answer.status === 401)) {
-      throw new VerdictError(`GET /me answered 401 while Redis ${state}: that tells the client its session is gone, and it is not; answer 503 with a Retry-After (task 4)`);
+      throw new VerdictError(`GET /me answered 401 while Redis ${state}: that tells the client its session is gone, and it is not; answer 503 with a Retry-After (task 5)`);
     }
     if (wrongSession.length > 0) {
-      throw new VerdictError(`the session routes answered ${describeStatuses([...me, login])} while Redis ${state}, such as: ${errorOf(wrongSession[0])}: answer 503 with a Retry-After, since who the client is cannot be known (task 4)`);
+      throw new VerdictError(`the session routes answered ${describeStatuses([...me, login])} while Redis ${state}, such as: ${errorOf(wrongSession[0])}: answer 503 with a Retry-After, since who the client is cannot be known (task 5)`);
     }
   }
 

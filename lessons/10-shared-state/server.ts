@@ -88,7 +88,7 @@ class RedisStore implements Store {
 
   async hit(client: string): Promise<Hit> {
     // TODO (2): Count the request and read the window in one atomic round trip: a MULTI of INCR, PEXPIRE with NX (the window starts at its first request; a PEXPIRE on every request would push its end back each time), and PTTL.
-    throw new Error('RedisStore.hit() is not written yet (task 2)');
+    throw new Error('RedisStore.hit() is not written yet (task 2, once the client of task 1 is made)');
   }
 
   async saveSession(id: string, session: Session): Promise<void> {
@@ -100,7 +100,7 @@ class RedisStore implements Store {
     throw new Error('RedisStore.loadSession() is not written yet (task 3)');
   }
 
-  // TODO (5): Close the client once the worker has drained: its open socket would keep the worker alive until its drain timeout.
+  // TODO (4): Close the client once the worker has drained: its open socket would keep the worker alive until its drain timeout.
   async close(): Promise<void> {}
 }
 
@@ -118,7 +118,7 @@ if (cluster.isPrimary) {
 function limitAndSessions(store: Store): Front {
   return async (req, res, next) => {
     const client = String(req.headers[CLIENT_HEADER] ?? req.socket.remoteAddress);
-    // TODO (4): When the store fails, let the request through (fail open: an outage of Redis must not become one of the site) …
+    // TODO (5): When the store fails, let the request through (fail open: an outage of Redis must not become one of the site) …
     let hit: Hit;
     try {
       hit = await store.hit(client);
@@ -160,7 +160,7 @@ async function me(store: Store, req: http.IncomingMessage, res: http.ServerRespo
   sendJson(res, 200, { client: session.client, loggedInAt: session.loggedInAt, pid: process.pid });
 }
 
-// TODO (4): … but answer a session route 503, with a Retry-After: a 401 would tell the client its session is gone, when only the store is away.
+// TODO (5): … but answer a session route 503, with a Retry-After: a 401 would tell the client its session is gone, when only the store is away.
 function storeDown(res: http.ServerResponse, error: Error): void {
   console.error(`worker ${process.pid}: store: ${error.message}`);
   sendJson(res, 500, { error: error.message, pid: process.pid });

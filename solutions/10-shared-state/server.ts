@@ -115,7 +115,7 @@ class RedisStore implements Store {
     return text === null ? undefined : (JSON.parse(text) as Session);
   }
 
-  // TODO (5): Close the client once the worker has drained: its open socket would keep the worker alive until its drain timeout.
+  // TODO (4): Close the client once the worker has drained: its open socket would keep the worker alive until its drain timeout.
   async close(): Promise<void> {
     await this.#redis.close();
   }
@@ -135,7 +135,7 @@ if (cluster.isPrimary) {
 function limitAndSessions(store: Store): Front {
   return async (req, res, next) => {
     const client = String(req.headers[CLIENT_HEADER] ?? req.socket.remoteAddress);
-    // TODO (4): When the store fails, let the request through (fail open: an outage of Redis must not become one of the site) …
+    // TODO (5): When the store fails, let the request through (fail open: an outage of Redis must not become one of the site) …
     const hit = await store.hit(client).catch((error: Error) => {
       console.error(`worker ${process.pid}: rate limit not checked: ${error.message}`);
       return { allowed: true, retryAfterMs: 0 };
@@ -175,7 +175,7 @@ async function me(store: Store, req: http.IncomingMessage, res: http.ServerRespo
   sendJson(res, 200, { client: session.client, loggedInAt: session.loggedInAt, pid: process.pid });
 }
 
-// TODO (4): … but answer a session route 503, with a Retry-After: a 401 would tell the client its session is gone, when only the store is away.
+// TODO (5): … but answer a session route 503, with a Retry-After: a 401 would tell the client its session is gone, when only the store is away.
 function storeDown(res: http.ServerResponse, error: Error): void {
   console.error(`worker ${process.pid}: session store: ${error.message}`);
   res.setHeader('retry-after', 1);
