@@ -89,7 +89,7 @@ async function main(): Promise<number> {
         }
       }
     }
-    const version = (await redis.command(['INFO', 'server'])).match(/^redis_version:(\S+)/m)?.[1] ?? '?';
+    const version = String(await redis.command(['INFO', 'server'])).match(/^redis_version:(\S+)/m)?.[1] ?? '?';
     console.log(`$ npm run bench:state${args.length ? ` -- ${args.join(' ')}` : ''}`);
     console.log(`Node ${process.version}, Redis ${version}, ${os.availableParallelism()} cores; WORKERS=${WORKERS}`);
     console.log(`GET /me, concurrency ${CONCURRENCY}, ${REQUESTS} requests, keep-alive, ${rounds} turns each, medians\n`);

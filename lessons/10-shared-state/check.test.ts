@@ -15,7 +15,12 @@
 // - while Redis hangs (SIGSTOP) and while it is down (killed), no worker exits, and every
 //   request is answered within 2 × REDIS_TIMEOUT_MS + 750 ms: the limit fails open (200),
 //   the session routes fail closed (503 with Retry-After, never a 401); once Redis is back
-//   (SIGCONT, or started again), sessions and the limit work again within 3 s
+//   (SIGCONT, or started again), sessions and the limit work again within 3 s; while it is
+//   down, a call fails at once (within REDIS_TIMEOUT_MS); after the hang, every key Redis
+//   holds has an expiry; a server started before its Redis serves at once, and uses Redis
+//   once it starts
+// - a session's key expires; session ids are distinct, long and random; a 429's body says
+//   the time left in ms
 // - two hosts (namespaces, or ports of 127.0.0.1) behind nginx, sharing one Redis, hold
 //   one limit between them, exactly, and know each other's sessions
 //
@@ -49,15 +54,22 @@ const BEFORE_REQUESTS = 40;
 const SESSION_REQUESTS = 20;
 const STEADY_INTERVAL_MS = 100;
 const STEADY_MS = 2.2 * RATE_WINDOW_MS;
+// A 429 in a burst comes early in its window: less than this left means the time was not
+// read in ms.
+const MIN_LEFT_MS = 100;
 // How late a client may be let in after the time its Retry-After named.
 const RETRY_SLACK_MS = 300;
 const HEAL_TIMEOUT_MS = 5_000;
+const MIN_SESSION_ID_CHARS = 16;
 const POOL_WAIT_MS = 5_000;
 // A reload replaces 2 workers one at a time; a worker kept alive by an open socket
 // instead waits out DRAIN_TIMEOUT_MS.
 const DRAIN_TIMEOUT_MS = 8_000;
 const RELOAD_TIMEOUT_MS = 6_000;
 const OUTAGE_REQUESTS = 4;
+// With no connection to Redis, a call fails at once, not after REDIS_TIMEOUT_MS.
+const DOWN_BOUND_MS = REDIS_TIMEOUT_MS;
+const BOOT_LISTEN_MS = 5_000;
 const RECOVER_MS = 3_000;
 const RECOVER_POLL_MS = 100;
 const HOSTS = 2;
@@ -71,6 +83,7 @@ const newClient = (name: string) => `${name}-${process.pid}-${++unique}`;
 
 interface Answer {
   status: number;
+  json?: unknown;
   pid?: number;
   ms: number;
   headers: Record<string, string | string[] | undefined>;
@@ -83,7 +96,7 @@ async function ask(url: string, method: string, client: string, cookie?: string,
   const started = performance.now();
   const headers = { 'x-client-id': client, ...(cookie ? { cookie } : {}) };
   return send(method, url, timeoutMs, false, headers).then(
-    (answer: HttpAnswer) => ({ status: answer.status, pid: pidOf(answer), ms: answer.ms, headers: answer.headers, body: answer.body }),
+    (answer: HttpAnswer) => ({ status: answer.status, json: answer.json, pid: pidOf(answer), ms: answer.ms, headers: answer.headers, body: answer.body }),
     (error: Error) => ({ status: 0, ms: performance.now() - started, headers: {}, body: '', error: error.message }),
   );
 }
@@ -145,7 +158,13 @@ function judgeBurst(answers: Answer[], client: string, where: string, windowMs =
   const maxSeconds = Math.ceil(windowMs / 1000);
   for (const answer of refused) {
     const retryAfter = String(answer.headers['retry-after'] ?? '');
-    assert(/^\d+$/.test(retryAfter) && Number(retryAfter) >= 1 && Number(retryAfter) <= maxSeconds, `a 429 carried Retry-After "${retryAfter}": whole seconds from 1 to ${maxSeconds} (RATE_WINDOW_MS=${windowMs}), the time left in the window, rounded up (task 2)`);
+    const inSeconds = Number(retryAfter) === windowMs ? `: that is RATE_WINDOW_MS as seconds, as when the window is set with EXPIRE, which takes seconds (PEXPIRE takes ms)` : '';
+    assert(/^\d+$/.test(retryAfter) && Number(retryAfter) >= 1 && Number(retryAfter) <= maxSeconds, `a 429 carried Retry-After "${retryAfter}": whole seconds from 1 to ${maxSeconds} (RATE_WINDOW_MS=${windowMs}), the time left in the window, rounded up${inSeconds} (task 2)`);
+    const leftMs = (answer.json as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+    assert(
+      typeof leftMs === 'number' && leftMs > MIN_LEFT_MS && leftMs <= windowMs,
+      `a 429 said retryAfterMs ${leftMs}, RATE_WINDOW_MS=${windowMs}: hit() answers the time left in the window in ms, which PTTL gives (TTL gives seconds) (task 2)`,
+    );
   }
 }
 
@@ -199,6 +218,11 @@ describe('lesson 10: state that every worker shares', function () {
       const connections = (await redis.info('total_connections_received')) - connectionsBefore - 1;
       answers.forEach((each) => assertNoFailures(each, `GET /light sent at once`));
       const pids = new Set(answers.flat().map((answer) => answer.pid));
+      const allowedPerClient = answers.map((each) => each.filter((answer) => answer.status === 200).length);
+      // Under one count for all, the clients (and the check's probes before them) share RATE_LIMIT.
+      if (allowedPerClient.every((count) => count < RATE_LIMIT) && allowedPerClient.reduce((sum, count) => sum + count, 0) <= RATE_LIMIT) {
+        throw new VerdictError(`the ${BURST_CLIENTS} clients were let through ${allowedPerClient.join(', ')} times: at most ${RATE_LIMIT} between them, so they share one count; key it per client (rate:<client>) (task 2)`);
+      }
       for (const [i, each] of answers.entries()) {
         note(`client ${i + 1}: ${describeStatuses(each)}, answered by ${new Set(each.map((answer) => answer.pid)).size} workers`);
         judgeBurst(each, clients[i], 'over new connections');
@@ -235,7 +259,7 @@ describe('lesson 10: state that every worker shares', function () {
         `the client was refused from its request ${firstRefused + 1} on, and never let in again in ${formatMs(STEADY_MS)}, though its window is ${formatMs(RATE_WINDOW_MS)}: a PEXPIRE on every request pushes the window's end back each time, so a client that keeps trying is locked out for good; set the expiry once, with NX (task 2)`,
       );
       target(
-        `let in again ${formatMs(readmitted.at - answers[firstRefused].at)} after its first 429, whose Retry-After was ${answers[firstRefused].answer.headers['retry-after']} s`,
+        `let in again ${formatMs(readmitted.at - answers[firstRefused].at)} after its first 429, which said Retry-After ${answers[firstRefused].answer.headers['retry-after']} s (${formatMs(Number((answers[firstRefused].answer.json as { retryAfterMs?: number }).retryAfterMs))} left, rounded up)`,
         readmitted.at <= retryAt + RETRY_SLACK_MS,
         `the client was let in ${formatMs(readmitted.at - answers[firstRefused].at)} after a 429 that said Retry-After: ${answers[firstRefused].answer.headers['retry-after']}: say the time left in the window (PTTL), rounded up to whole seconds (task 2)`,
       );
@@ -247,6 +271,17 @@ describe('lesson 10: state that every worker shares', function () {
       assertNoFailures([login], 'POST /login');
       const cookie = sessionCookie(login);
       assert(cookie?.startsWith('sid='), `POST /login answered ${login.status} with Set-Cookie ${login.headers['set-cookie']}: set the session cookie sid (given)`);
+      const sessions = await redis.expiries();
+      const key = `session:${cookie!.slice('sid='.length)}`;
+      assert(sessions.has(key), `POST /login set ${cookie}, and Redis has no key ${key}: save the session there (task 3)`);
+      const ttl = sessions.get(key)!;
+      assert(ttl > 0, `the session's key ${key} never expires (PTTL ${ttl}): every login would stay in Redis for good; SET it with PX config.sessionTtlMs (task 3)`);
+      const pair = await Promise.all(['bob', 'carol'].map((name) => ask(server.url('/login'), 'POST', newClient(name))));
+      const ids = [cookie, ...pair.map(sessionCookie)].map((each) => each?.slice('sid='.length) ?? '');
+      assert(
+        new Set(ids).size === ids.length && ids.every((id) => id.length >= MIN_SESSION_ID_CHARS && !/^\d+$/.test(id) && !id.includes(client)),
+        `three logins got session ids ${ids.join(', ')}: a session id is a secret, random and long (randomBytes), never a counter, a time or the client's name, which another client could guess or be given too (given: login())`,
+      );
       const none = await ask(server.url('/me'), 'GET', client);
       const forged = await ask(server.url('/me'), 'GET', client, 'sid=forged');
       assert(none.status === 401 && forged.status === 401, `GET /me with no cookie answered ${none.status}, and with sid=forged ${forged.status}: both must be 401 (task 3)`);
@@ -293,17 +328,44 @@ describe('lesson 10: state that every worker shares', function () {
 
     it(`answers within ${ANSWER_BOUND_MS} ms while Redis hangs, and works again once it answers`, async function () {
       const cookie = await logIn(server);
-      await outage(server, cookie, 'hangs', () => redis.pause());
+      await outage(server, cookie, 'hangs', () => redis.pause(), ANSWER_BOUND_MS);
       redis.resume();
       await recovery(server, cookie, 'answered again');
+      // The calls that timed out ran once Redis woke: each must have left its key an expiry.
+      const forever = [...(await redis.expiries())].filter(([, ttl]) => ttl < 0).map(([key]) => key);
+      note(`keys without an expiry: ${forever.length}`);
+      if (forever.some((key) => key.startsWith('rate:'))) {
+        throw new VerdictError(`after the hang, Redis holds ${forever.filter((key) => key.startsWith('rate:')).join(', ')} with no expiry: a count whose expiry is set by a call of its own loses it when that call fails, as while Redis hung, and its client is refused for good; send the PEXPIRE in the same MULTI as the INCR (task 2)`);
+      }
+      assert(forever.length === 0, `Redis holds keys with no expiry: ${forever.join(', ')} (tasks 2 and 3)`);
     });
 
     it(`answers within ${ANSWER_BOUND_MS} ms while Redis is down, and works again once it is back`, async function () {
       const cookie = await logIn(server);
-      await outage(server, cookie, 'is down', () => redis.kill());
+      await outage(server, cookie, 'is down', () => redis.kill(), DOWN_BOUND_MS);
       await redis.start();
       note('Redis started again, with no data: every session is gone, so the check logs in again');
       await recovery(server, await logInOnceBack(server), 'was back');
+    });
+
+    it('serves from its start while Redis is not there yet, and uses it once it is', async function () {
+      const port = await findFreePort();
+      let early: ServerProcess | undefined;
+      let late: RedisServer | undefined;
+      try {
+        early = await startCluster(targetFile(), `redis://127.0.0.1:${port}`, BOOT_LISTEN_MS).catch((error: Error) => {
+          throw new VerdictError(
+            `with no Redis on its port yet, the server did not serve within ${formatMs(BOOT_LISTEN_MS)} (${error.message.split('\n')[0]}): a worker that awaits connect() before it listens serves nothing until Redis is there; call connect() without awaiting it (task 1)`,
+          );
+        });
+        const cookie = 'sid=none-yet';
+        await outage(early, cookie, 'was not there yet', () => undefined, DOWN_BOUND_MS);
+        late = await startRedis(port);
+        await recovery(early, await logInOnceBack(early), 'started');
+      } finally {
+        await early?.stop();
+        await late?.stop();
+      }
     });
   });
 
@@ -354,8 +416,9 @@ describe('lesson 10: state that every worker shares', function () {
   });
 
   // Once every worker answers: the primary listens as soon as its first worker does.
-  async function startCluster(file: string, redisUrl: string): Promise<ServerProcess> {
+  async function startCluster(file: string, redisUrl: string, listenTimeoutMs?: number): Promise<ServerProcess> {
     const server = await startServer({
+      listenTimeoutMs,
       file,
       env: {
         WORKERS: String(WORKERS),
@@ -388,7 +451,7 @@ describe('lesson 10: state that every worker shares', function () {
   }
 
   // Requests while Redis `state`s: answered in time, the limit open, the sessions closed.
-  async function outage(server: ServerProcess, cookie: string, state: string, begin: () => unknown): Promise<void> {
+  async function outage(server: ServerProcess, cookie: string, state: string, begin: () => unknown, boundMs: number): Promise<void> {
     const pids = server.workerPids();
     await begin();
     const client = newClient('outage');
@@ -404,17 +467,26 @@ describe('lesson 10: state that every worker shares', function () {
       exited.length === 0 && !server.exitInfo,
       `worker${exited.length > 1 ? 's' : ''} ${exited.join(', ')} exited while Redis ${state}: a Redis client emits 'error' when its connection fails, and an 'error' with no listener is thrown; listen for it (task 1).${server.stderr ? ` Its stderr ends: ${server.stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`,
     );
-    const late = all.filter((answer) => answer.status === 0 || answer.ms > ANSWER_BOUND_MS);
+    const late = all.filter((answer) => answer.status === 0 || answer.ms > boundMs);
+    if (late.length > 0 && boundMs < ANSWER_BOUND_MS && late.every((answer) => answer.status !== 0 && answer.ms <= ANSWER_BOUND_MS)) {
+      throw new VerdictError(`while Redis ${state}, requests waited up to ${formatMs(slowest)}: calls were queued for a connection that is not there, until their timeout; disableOfflineQueue: true fails them at once (task 1)`);
+    }
     target(
-      `every request answered within ${formatMs(ANSWER_BOUND_MS)}: the slowest in ${formatMs(slowest)}`,
+      `every request answered within ${formatMs(boundMs)}: the slowest in ${formatMs(slowest)}`,
       late.length === 0,
-      `${late.length} of ${all.length} requests waited longer than ${formatMs(ANSWER_BOUND_MS)} while Redis ${state} (${describeStatuses(late)}; the slowest ${formatMs(slowest)}): bound every call with commandOptions { timeout: config.redisTimeoutMs, rejectInFlight: true } (without rejectInFlight, timeout ends only the wait to be sent), and disableOfflineQueue (task 1)`,
+      `${late.length} of ${all.length} requests waited longer than ${formatMs(boundMs)} while Redis ${state} (${describeStatuses(late)}; the slowest ${formatMs(slowest)}): bound every call with commandOptions { timeout: config.redisTimeoutMs, rejectInFlight: true } (without rejectInFlight, timeout ends only the wait to be sent), and disableOfflineQueue (task 1)`,
     );
     const closedLimit = limited.filter((answer) => answer.status !== 200);
     if (closedLimit.length > 0) {
       throw new VerdictError(`GET /light answered ${describeStatuses(limited)} while Redis ${state}, such as: ${errorOf(closedLimit[0])}: the limit fails open, so an outage of Redis is not one of the site: let the request through (task 5)`);
     }
     const wrongSession = [...me, login].filter((answer) => answer.status !== 503 || !/^\d+$/.test(String(answer.headers['retry-after'] ?? '')));
+    if (me.some((answer) => answer.status === 200)) {
+      throw new VerdictError(`GET /me answered 200 while Redis ${state} (${describeStatuses(me)}): the session came from somewhere other than Redis, a copy in the worker's memory, which another worker does not have and which outlives a logout; read sessions from Redis alone (task 3)`);
+    }
+    if (wrongSession.length > 0 && wrongSession.every((answer) => answer.status === 503)) {
+      throw new VerdictError(`the session routes answered 503 while Redis ${state}, ${wrongSession.length} of them with no Retry-After: say when to try again, res.setHeader('retry-after', 1) (task 5)`);
+    }
     if (wrongSession.some((answer) => answer.status === 401)) {
       throw new VerdictError(`GET /me answered 401 while Redis ${state}: that tells the client its session is gone, and it is not; answer 503 with a Retry-After (task 5)`);
     }
@@ -423,19 +495,23 @@ describe('lesson 10: state that every worker shares', function () {
     }
   }
 
+  // Once every worker knows the session again (each reconnects on its own), a burst.
   async function recovery(server: ServerProcess, cookie: string, state: string): Promise<void> {
     const started = performance.now();
+    const recovered = new Set<number>();
     let me: Answer;
     do {
       me = await ask(server.url('/me'), 'GET', newClient('recovery'), cookie);
-      if (me.status === 200) break;
-      await sleep(RECOVER_POLL_MS);
+      if (me.status === 200 && me.pid !== undefined) recovered.add(me.pid);
+      if (server.workerPids().every((pid) => recovered.has(pid))) break;
+      if (me.status !== 200) await sleep(RECOVER_POLL_MS);
     } while (performance.now() - started < RECOVER_MS);
-    assert(me.status === 200, `GET /me still answered ${me.status} (${errorOf(me)}) ${formatMs(RECOVER_MS)} after Redis ${state}: let the client reconnect (task 1)`);
+    const behind = server.workerPids().filter((pid) => !recovered.has(pid));
+    assert(behind.length === 0, `GET /me still answered ${me.status} (${errorOf(me)}) on pid${behind.length > 1 ? 's' : ''} ${behind.join(', ')} ${formatMs(RECOVER_MS)} after Redis ${state}: let the client reconnect (task 1)`);
     const client = newClient('recovered');
     const answers = await burst(server.url('/light'), client, BURST_REQUESTS);
     assertNoFailures(answers, `GET /light once Redis ${state}`);
-    note(`once Redis ${state}: GET /me 200 after ${formatMs(performance.now() - started)}; a burst of ${BURST_REQUESTS}: ${describeStatuses(answers)}`);
+    note(`once Redis ${state}: every worker read the session again within ${formatMs(performance.now() - started)}; a burst of ${BURST_REQUESTS}: ${describeStatuses(answers)}`);
     judgeBurst(answers, client, `once Redis ${state}`);
   }
 });

@@ -117,14 +117,22 @@ export class RedisServer {
 
   // A field of INFO, such as total_connections_received, asked over a connection of its own.
   async info(field: string): Promise<number> {
-    const reply = await this.command(['INFO']);
+    const reply = String(await this.command(['INFO']));
     const value = reply.match(new RegExp(`^${field}:(\\d+)`, 'm'))?.[1];
     if (value === undefined) throw new Error(`Redis INFO has no ${field}`);
     return Number(value);
   }
 
-  // One command in RESP, its reply as text: enough for INFO and the like.
-  command(args: string[]): Promise<string> {
+  // Every key and its PTTL (-1: none): for the checks, on a Redis of a few hundred keys.
+  async expiries(): Promise<Map<string, number>> {
+    const keys = (await this.command(['KEYS', '*'])) as string[];
+    const expiries = new Map<string, number>();
+    for (const key of keys) expiries.set(key, Number(await this.command(['PTTL', key])));
+    return expiries;
+  }
+
+  // One command in RESP, its reply parsed: a string, a number, or an array of them.
+  command(args: string[]): Promise<Reply> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(this.port, this.addresses[0]);
       let reply = '';
@@ -132,9 +140,11 @@ export class RedisServer {
       socket.on('error', reject);
       socket.on('data', (chunk) => {
         reply += chunk.toString();
-        if (isComplete(reply)) {
+        const parsed = parseReply(reply, 0);
+        if (parsed) {
           socket.end();
-          resolve(reply);
+          if (parsed.value instanceof Error) reject(parsed.value);
+          else resolve(parsed.value);
         }
       });
       socket.write(`*${args.length}\r\n${args.map((arg) => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`).join('')}`);
@@ -162,12 +172,39 @@ export async function startRedis(port: number, addresses = ['127.0.0.1']): Promi
   return redis;
 }
 
-// A simple reply (+OK, :1, -ERR) ends at its first CRLF; a bulk string ($n) once n bytes
-// follow its header.
-function isComplete(reply: string): boolean {
-  if (reply[0] !== '$') return reply.includes('\r\n');
-  const header = reply.indexOf('\r\n');
-  if (header < 0) return false;
-  const length = Number(reply.slice(1, header));
-  return length < 0 || Buffer.byteLength(reply) >= header + 2 + length + 2;
+type Reply = string | number | null | Reply[];
+
+// The RESP2 reply that starts at `at`, and where it ends; undefined until all of it came.
+// (Lengths count bytes; the checks' keys and INFO are ASCII, where bytes are characters.)
+function parseReply(text: string, at: number): { value: Reply | Error; end: number } | undefined {
+  const lineEnd = text.indexOf('\r\n', at);
+  if (lineEnd < 0) return undefined;
+  const line = text.slice(at + 1, lineEnd);
+  const next = lineEnd + 2;
+  switch (text[at]) {
+    case '+':
+      return { value: line, end: next };
+    case '-':
+      return { value: new Error(line), end: next };
+    case ':':
+      return { value: Number(line), end: next };
+    case '$': {
+      const length = Number(line);
+      if (length < 0) return { value: null, end: next };
+      return text.length >= next + length + 2 ? { value: text.slice(next, next + length), end: next + length + 2 } : undefined;
+    }
+    case '*': {
+      const items: Reply[] = [];
+      let end = next;
+      for (let i = 0; i < Number(line); i++) {
+        const item = parseReply(text, end);
+        if (!item) return undefined;
+        items.push(item.value as Reply);
+        end = item.end;
+      }
+      return { value: items, end };
+    }
+    default:
+      return { value: new Error(`not a RESP reply: ${text.slice(at, at + 40)}`), end: text.length };
+  }
 }
