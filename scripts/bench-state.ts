@@ -5,20 +5,18 @@
 // Prints requests per second and p99 of each, and their ratio to memory's, and the CPU
 // time the server side spent per request: on a machine of few cores the load's own client
 // shares them, and the rates may differ less than the work each store costs.
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { loadTest } from 'loadtest';
 import { parseCommandLine, runCommand } from './lib/cli.ts';
 import { median } from './lib/checks.ts';
 import { EXIT_FAIL, EXIT_PASS, UsageError } from './lib/errors.ts';
 import { pidOf, send } from './lib/http.ts';
+import { runLoad } from './lib/load.ts';
 import { findFreePort } from './lib/ports.ts';
 import { findRedis, INSTALL_REDIS, startRedis, type RedisServer } from './lib/redis-server.ts';
 import { formatMs, formatRate } from './lib/report.ts';
-import { parseCpuTime, startServer, type ServerProcess } from './lib/server-process.ts';
+import { processesCpuMs, startServer, type ServerProcess } from './lib/server-process.ts';
 
 const USAGE = `Usage: npm run bench:state [-- --rounds N]
 
@@ -130,36 +128,17 @@ async function logInEverywhere(server: ServerProcess): Promise<string> {
   return `sid=${id}`;
 }
 
-// runLoad sends no headers: the same bounded closed loop, with the cookie on every request.
-// An answer of 400 or more (a 401 for an unknown session, a 503 from a store too slow)
-// counts as failed.
+// A bounded closed loop with the cookie on every request. An answer of 400 or more (a 401
+// for an unknown session, a 503 from a store too slow) counts as failed.
 async function loadMe(url: string, cookie: string, requests: number): Promise<Turn> {
-  const result = await loadTest({
-    url,
-    maxRequests: requests,
-    concurrency: CONCURRENCY,
-    maxSeconds: MAX_SECONDS,
-    agentKeepAlive: true,
-    quiet: true,
-    requestGenerator: (_options, params, request, onResponse) => request({ ...params, headers: { ...params.headers, cookie } }, onResponse),
-  });
-  return { requests: result.totalRequests, rps: result.totalRequests / result.elapsedSeconds, p99Ms: result.percentiles['99'] || result.maxLatencyMs, errors: result.totalErrors };
+  const load = await runLoad({ url, requests, concurrency: CONCURRENCY, maxSeconds: MAX_SECONDS, keepAlive: true, headers: { cookie } });
+  return { requests: load.requests, rps: load.rps, p99Ms: load.p99Ms, errors: load.errors };
 }
 
 
 // CPU time used so far by the cluster's processes and by Redis (idle but for the redis store).
 function serverSideCpuMs(server: ServerProcess, redis: RedisServer): number {
-  return server.cpuMs() + processCpuMs(redis.pid);
-}
-
-// From /proc on Linux (in ticks of 10 ms), elsewhere from ps's TIME column.
-function processCpuMs(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  if (fs.existsSync(`/proc/${pid}/stat`)) {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  }
-  return parseCpuTime(spawnSync('ps', ['-o', 'time=', '-p', String(pid)], { encoding: 'utf8' }).stdout);
+  return server.cpuMs() + processesCpuMs(redis.pid === undefined ? [] : [redis.pid]);
 }
 
 runCommand(USAGE, main);

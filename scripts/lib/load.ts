@@ -12,6 +12,8 @@ export interface LoadOptions {
   timeoutMs?: number;
   maxSeconds?: number;
   keepAlive?: boolean;
+  // Sent with every request, such as lesson 10's session cookie.
+  headers?: Record<string, string>;
   onAnswer?: (ok: boolean) => void;
   // Called as each request ends: with loadtest's error message (null for an answer with
   // a status below 400), the answer's body, if one came, and how long it took.
@@ -43,6 +45,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadSummary> {
     requestGenerator: options.timeoutMs ? hangUpAfter(options.timeoutMs) : undefined,
     maxSeconds: options.maxSeconds ?? MAX_SECONDS,
     agentKeepAlive: options.keepAlive ?? false,
+    headers: options.headers,
     quiet: true,
     statusCallback: reportOutcomes(options),
   });

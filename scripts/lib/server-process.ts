@@ -144,11 +144,7 @@ export class ServerProcess {
   // CPU time, in ms, that the group's live processes have used so far: from /proc on
   // Linux, elsewhere from ps's TIME column (to the hundredth of a second on macOS).
   cpuMs(): number {
-    const live = listLiveProcesses(this.pid);
-    if (fs.existsSync('/proc/self/stat')) return (live.reduce((sum, entry) => sum + cpuTicks(entry.pid), 0) / TICKS_PER_SECOND) * 1000;
-    if (live.length === 0) return 0;
-    const ps = spawnSync('ps', ['-o', 'time=', '-p', live.map((entry) => entry.pid).join(',')], { encoding: 'utf8' });
-    return ps.stdout.split('\n').filter((line) => line.trim()).reduce((sum, line) => sum + parseCpuTime(line), 0);
+    return processesCpuMs(listLiveProcesses(this.pid).map((entry) => entry.pid));
   }
 
   workerPids(): number[] {
@@ -299,6 +295,15 @@ async function watchStart(pgid: number, signal: AbortSignal): Promise<StartState
     await sleep(START_POLL_MS);
   }
   return never;
+}
+
+// CPU time, in ms, that the processes `pids` have used so far: from /proc on Linux,
+// elsewhere from ps's TIME column.
+export function processesCpuMs(pids: number[]): number {
+  if (fs.existsSync('/proc/self/stat')) return (pids.reduce((sum, pid) => sum + cpuTicks(pid), 0) / TICKS_PER_SECOND) * 1000;
+  if (pids.length === 0) return 0;
+  const ps = spawnSync('ps', ['-o', 'time=', '-p', pids.join(',')], { encoding: 'utf8' });
+  return ps.stdout.split('\n').filter((line) => line.trim()).reduce((sum, line) => sum + parseCpuTime(line), 0);
 }
 
 // User and system CPU time of a process so far, in clock ticks (fields 14 and 15 of

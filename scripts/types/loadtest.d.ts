@@ -14,6 +14,7 @@ declare module 'loadtest' {
     // stays open, and its late answer is counted again: see hangUpAfter in scripts/lib/load.ts.
     timeout?: number;
     agentKeepAlive?: boolean;
+    headers?: Record<string, string>;
     quiet?: boolean;
     statusCallback?: (error: string | null, result: LoadTestStatus | undefined) => void;
     // Creates each request instead of loadtest: call `request(params, onResponse)` and
