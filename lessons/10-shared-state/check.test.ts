@@ -224,7 +224,7 @@ describe('lesson 10: state that every worker shares', function () {
         throw new VerdictError(`the ${BURST_CLIENTS} clients were let through ${allowedPerClient.join(', ')} times: at most ${RATE_LIMIT} between them, so they share one count; key it per client (rate:<client>) (task 2)`);
       }
       for (const [i, each] of answers.entries()) {
-        note(`client ${i + 1}: ${describeStatuses(each)}, answered by pids ${[...new Set(each.map((answer) => answer.pid))].join(", ")}`);
+        note(`client ${i + 1}: ${describeStatuses(each)}, answered by ${new Set(each.map((answer) => answer.pid)).size} workers`);
         judgeBurst(each, clients[i], 'over new connections');
       }
       note(`pids that answered: ${[...pids].join(', ')}`);
